@@ -1,0 +1,122 @@
+# event-piper
+#
+#   make build   bin/event-piper (-Wall -Wextra -Werror)
+#   make run     build and run on port 4000; without DATABASE_URL, on a
+#                throwaway PostgreSQL in .run/pg (started and stopped here)
+#   make test    everything CI runs: deps, unit tests (plain and with
+#                AddressSanitizer+UBSan), integration tests against a real
+#                PostgreSQL with the sanitized binary, a bounded fuzz run
+#   make deps    install missing Debian packages (apt-get as root; otherwise
+#                prints the command)
+
+CC ?= cc
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+PKGS := libpq libevent jansson
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARNINGS := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wno-format-nonliteral -Wno-format-zero-length
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -DPIPER_VERSION=\"$(VERSION)\" $(WARNINGS) $(PKG_CFLAGS) -Isrc
+RELEASE_CFLAGS := $(BASE_CFLAGS) -O2 -g
+ASAN_CFLAGS := $(BASE_CFLAGS) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+	-fno-sanitize-recover=undefined
+ASAN_LDFLAGS := -fsanitize=address,undefined
+
+# Everything but main.c, shared by the binary, unit tests and fuzz targets.
+LIB_SRCS := $(filter-out src/main.c,$(wildcard src/*.c))
+HEADERS := $(wildcard src/*.h)
+
+RELEASE_OBJS := $(patsubst src/%.c,build/release/%.o,$(LIB_SRCS))
+ASAN_OBJS := $(patsubst src/%.c,build/asan/%.o,$(LIB_SRCS))
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_RELEASE := $(patsubst tests/unit/%.c,build/release/tests/%,$(UNIT_SRCS))
+UNIT_ASAN := $(patsubst tests/unit/%.c,build/asan/tests/%,$(UNIT_SRCS))
+
+TOOLS := build/tools/sse-client
+TOOL_TESTS := build/tools/test_sse_stream
+
+.PHONY: all build run test unit unit-asan integration asan fuzz deps test-deps clean format psql bench
+
+all: build
+
+build: bin/event-piper
+
+bin/event-piper: build/release/main.o $(RELEASE_OBJS)
+	@mkdir -p bin
+	$(CC) -o $@ $^ $(PKG_LIBS)
+
+build/asan/event-piper: build/asan/main.o $(ASAN_OBJS)
+	$(CC) $(ASAN_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+build/release/%.o: src/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(RELEASE_CFLAGS) -c -o $@ $<
+
+build/asan/%.o: src/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_CFLAGS) -c -o $@ $<
+
+build/release/tests/%: tests/unit/%.c $(RELEASE_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(RELEASE_CFLAGS) -o $@ $< $(RELEASE_OBJS) $(PKG_LIBS) -lcmocka
+
+build/asan/tests/%: tests/unit/%.c $(ASAN_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_CFLAGS) $(ASAN_LDFLAGS) -o $@ $< $(ASAN_OBJS) $(PKG_LIBS) -lcmocka
+
+build/tools/sse-client: tests/tools/sse_client.c tests/tools/sse_stream.c tests/tools/sse_stream.h
+	@mkdir -p $(dir $@)
+	$(CC) $(RELEASE_CFLAGS) -Itests/tools -o $@ tests/tools/sse_client.c tests/tools/sse_stream.c \
+		$(PKG_LIBS)
+
+build/tools/test_sse_stream: tests/tools/test_sse_stream.c tests/tools/sse_stream.c tests/tools/sse_stream.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_CFLAGS) $(ASAN_LDFLAGS) -Itests/tools -o $@ tests/tools/test_sse_stream.c \
+		tests/tools/sse_stream.c -lcmocka
+
+asan: build/asan/event-piper
+
+# Without DATABASE_URL: a throwaway cluster in .run/pg, stopped on exit. The
+# INT handler (not an ignore, which the service would inherit) keeps this
+# shell alive to stop PostgreSQL after the service has shut down.
+run: deps build
+	@if [ -n "$$DATABASE_URL" ]; then exec bin/event-piper; fi; \
+	url=$$(./postgresql/pg-local start .run/pg) || exit 1; \
+	trap 'true' INT TERM; trap './postgresql/pg-local stop .run/pg' EXIT; \
+	echo "event-piper: using a throwaway PostgreSQL: DATABASE_URL='$$url' (make psql opens it)"; \
+	DATABASE_URL="$$url" bin/event-piper
+
+unit: $(UNIT_RELEASE) $(TOOL_TESTS)
+	@for t in $(UNIT_RELEASE) $(TOOL_TESTS); do echo "== $$t"; $$t || exit 1; done
+
+unit-asan: $(UNIT_ASAN)
+	@for t in $(UNIT_ASAN); do echo "== $$t"; $$t || exit 1; done
+
+integration: build/asan/event-piper bin/event-piper $(TOOLS)
+	@PIPER_BIN=build/asan/event-piper tests/integration/run-all
+
+fuzz:
+	@tests/fuzz/run
+
+test: test-deps
+	@$(MAKE) --no-print-directory build unit unit-asan integration fuzz
+	@echo "all tests passed"
+
+deps:
+	@./.ci/install-deps run
+
+test-deps:
+	@./.ci/install-deps test
+
+psql:
+	@psql "$$(./postgresql/pg-local url .run/pg)"
+
+bench: deps build
+	@bench/run.sh
+
+format:
+	clang-format -i src/*.c src/*.h tests/unit/*.c tests/tools/*.c tests/tools/*.h
+
+clean:
+	rm -rf bin build

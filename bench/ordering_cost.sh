@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Write throughput cost of the per-subscriber ordering lock.
+#
+# Runs pgbench against a throwaway PostgreSQL with three variants of the
+# events table and prints rows/s for 1 and 8 writer connections:
+#   lock+notify  postgresql/schema.sql as shipped
+#   notify       same NOTIFY trigger, ids from the bigserial default, no lock
+#   plain        no triggers at all (the table alone)
+# Each transaction inserts ROWS_PER_TX rows (default 1) for one of
+# SUBSCRIBERS subscribers (default 100) chosen at random.
+#
+#   bench/ordering_cost.sh [seconds per run, default 10]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-10}
+rows=${ROWS_PER_TX:-1}
+subscribers=${SUBSCRIBERS:-100}
+dir=$(mktemp -d /tmp/piper-bench-ordering.XXXXXX)
+chmod 755 "$dir"
+trap './postgresql/pg-local stop "$dir/pg" >/dev/null 2>&1; rm -rf "$dir"' EXIT
+url=$(./postgresql/pg-local start "$dir/pg")
+pgbench=$(ls /usr/lib/postgresql/*/bin/pgbench | sort -V | tail -n 1)
+
+setup() {
+    psql "$url" -X -q -c "drop table if exists events cascade" >/dev/null
+    psql "$url" -X -q -v ON_ERROR_STOP=1 -f postgresql/schema.sql >/dev/null
+    case "$1" in
+    notify)
+        psql "$url" -X -q -c "drop trigger events_assign_id on events;
+            alter table events alter column id set default nextval('events_id_seq')" ;;
+    plain)
+        psql "$url" -X -q -c "drop trigger events_assign_id on events;
+            drop trigger events_notify on events;
+            alter table events alter column id set default nextval('events_id_seq')" ;;
+    esac
+}
+
+script="$dir/insert.sql"
+{
+    echo "\\set s random(1, $subscribers)"
+    echo "BEGIN;"
+    for _ in $(seq 1 "$rows"); do
+        echo "INSERT INTO events (type, subscriber, payload) VALUES ('bench', 'sub' || :s, '{\"k\": \"v\", \"n\": 1}');"
+    done
+    echo "END;"
+} >"$script"
+
+printf '%-14s %8s %14s\n' variant writers rows/s
+for variant in lock+notify notify plain; do
+    setup "$variant"
+    for clients in 1 8; do
+        tps=$("$pgbench" -n -f "$script" -c "$clients" -j "$clients" -T "$seconds" "$url" 2>/dev/null |
+            awk '/^tps/ {print $3; exit}')
+        printf '%-14s %8d %14.0f\n' "$variant" "$clients" "$(echo "$tps * $rows" | bc)"
+    done
+done

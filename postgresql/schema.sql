@@ -1,0 +1,80 @@
+-- event-piper schema: the events table, its index and the triggers that
+-- order ids per subscriber and notify the service. Safe to apply again.
+
+CREATE TABLE IF NOT EXISTS events (
+    id bigserial PRIMARY KEY,
+    type text NOT NULL,
+    timestamp timestamptz NOT NULL DEFAULT now(),
+    subscriber text NOT NULL,
+    payload jsonb NOT NULL
+);
+
+-- Replay reads one subscriber's rows after an id, in id order.
+CREATE INDEX IF NOT EXISTS events_subscriber_id_idx ON events (subscriber, id);
+
+-- Ids are assigned by the BEFORE INSERT trigger below, under a lock, not by
+-- the column default: a default would be evaluated before the lock is taken
+-- and would also burn a sequence value per row.
+ALTER TABLE events ALTER COLUMN id DROP DEFAULT;
+
+-- Why a lock: sequence values are handed out at insert time but become
+-- visible at commit, so with concurrent writers id 7 can commit after id 8.
+-- A client that saw 8 and resumes with Last-Event-ID: 8 would never get 7.
+-- Taking a per-subscriber transaction lock before drawing the id makes id
+-- order equal commit order for each subscriber: PostgreSQL makes a commit
+-- visible before it releases the transaction's locks, so a later writer for
+-- the same subscriber draws its id only after the earlier one is visible.
+-- Writers for different subscribers do not wait on each other (unless their
+-- names collide in hashtext, which only costs a little concurrency).
+--
+-- Rule for writers: a transaction that inserts for several subscribers must
+-- insert them in a fixed order (say, sorted by subscriber), or two such
+-- transactions can deadlock. A transaction holds the lock of each subscriber
+-- it inserted for until it ends, so keep those transactions short.
+--
+-- An explicitly given id is replaced: ids are the stream cursor and only
+-- this trigger can hand them out in commit order.
+CREATE OR REPLACE FUNCTION events_assign_id() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    -- 1702260340 is 'evnt' in ASCII: the lock class for event-piper.
+    PERFORM pg_advisory_xact_lock(1702260340, hashtext(NEW.subscriber));
+    NEW.id := nextval('events_id_seq'::regclass);
+    RETURN NEW;
+END
+$$;
+
+-- The notification carries the whole row when it fits in PostgreSQL's
+-- 8000-byte NOTIFY limit, so the service needs no query per event. A larger
+-- row is notified by id and subscriber (or by id alone if even the
+-- subscriber is too large) and the service fetches it, so an insert never
+-- fails because its payload is large.
+CREATE OR REPLACE FUNCTION events_notify() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    message text;
+BEGIN
+    message := json_build_object(
+        'id', NEW.id,
+        'subscriber', NEW.subscriber,
+        'type', NEW.type,
+        'ts', extract(epoch FROM NEW.timestamp),
+        'payload', NEW.payload)::text;
+    IF octet_length(message) >= 8000 THEN
+        message := json_build_object('id', NEW.id, 'subscriber', NEW.subscriber)::text;
+        IF octet_length(message) >= 8000 THEN
+            message := json_build_object('id', NEW.id)::text;
+        END IF;
+    END IF;
+    PERFORM pg_notify('new_events', message);
+    RETURN NULL;
+END
+$$;
+
+DROP TRIGGER IF EXISTS events_assign_id ON events;
+CREATE TRIGGER events_assign_id BEFORE INSERT ON events
+    FOR EACH ROW EXECUTE FUNCTION events_assign_id();
+
+DROP TRIGGER IF EXISTS events_notify ON events;
+CREATE TRIGGER events_notify AFTER INSERT ON events
+    FOR EACH ROW EXECUTE FUNCTION events_notify();

@@ -1,0 +1,233 @@
+/*
+ * event-piper: wires the modules together and runs the loop.
+ *
+ *   ingest (pg_listener) --> hub --> sessions (SSE over evhttp)
+ *                                 ^
+ *   replay (pg_pool) -------------+   catch-up from the events table
+ *
+ * Start-up creates everything (failing fast with a message naming the cause);
+ * SIGTERM or SIGINT stops accepting, ends every stream cleanly and exits once
+ * they are gone or SHUTDOWN_SECONDS passed; a second signal exits at once.
+ * Tear-down runs in reverse order so nothing outlives what it points to.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "frame.h"
+#include "http_server.h"
+#include "hub.h"
+#include "log.h"
+#include "metrics.h"
+#include "pg_listener.h"
+#include "pg_pool.h"
+#include "replay.h"
+#include "session.h"
+
+#define CONNECT_TIMEOUT_SECONDS 10
+
+struct service {
+    struct config cfg;
+    struct event_base *base;
+    struct hub *hub;
+    struct pg_pool *pool;
+    struct replay *replay;
+    struct sessions *sessions;
+    struct http_server *http;
+    struct pg_listener *listener;
+    struct event *sigterm_ev;
+    struct event *sigint_ev;
+    bool stopping;
+    double started_at;
+};
+
+static bool service_ready(void *arg, const char **reason)
+{
+    struct service *svc = arg;
+    if (!pg_listener_is_live(svc->listener)) {
+        *reason = "not listening to PostgreSQL";
+        return false;
+    }
+    return true;
+}
+
+static void service_gauges(void *arg, struct metrics_gauges *g)
+{
+    struct service *svc = arg;
+    struct pg_pool_stats pool;
+    pg_pool_get_stats(svc->pool, &pool);
+    g->sessions_open = sessions_count(svc->sessions);
+    g->consumers = hub_consumer_count(svc->hub);
+    g->replay_jobs = replay_active_jobs(svc->replay);
+    g->replay_pool_open = pool.open;
+    g->replay_pool_in_use = pool.in_use;
+    g->replay_pool_waiting = pool.waiting;
+    g->ingest_connected = pg_listener_is_live(svc->listener) ? 1 : 0;
+    g->started_at = svc->started_at;
+}
+
+static void on_streams_ended(void *arg)
+{
+    struct service *svc = arg;
+    log_info("all streams ended", "");
+    event_base_loopexit(svc->base, NULL);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct service *svc = arg;
+    struct timeval deadline = {svc->cfg.shutdown_seconds, 0};
+    (void)what;
+
+    if (svc->stopping) {
+        log_warn("second signal: exiting now", "signal=%d", (int)sig);
+        event_base_loopbreak(svc->base);
+        return;
+    }
+    svc->stopping = true;
+    log_info("shutting down", "signal=%d deadline_seconds=%lld", (int)sig,
+             svc->cfg.shutdown_seconds);
+    http_server_stop_accepting(svc->http);
+    sessions_shutdown(svc->sessions, &deadline, on_streams_ended, svc);
+}
+
+/* Streams are file descriptors: take all the kernel allows this process. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        log_warn("cannot raise the open files limit", "error=%s", strerror(errno));
+}
+
+static const char *env_lookup(const char *name)
+{
+    return getenv(name);
+}
+
+static bool service_start(struct service *svc)
+{
+    const struct config *cfg = &svc->cfg;
+    struct timeval now;
+
+    gettimeofday(&now, NULL);
+    svc->started_at = (double)now.tv_sec + (double)now.tv_usec / 1e6;
+    svc->base = event_base_new();
+    if (svc->base == NULL)
+        return false;
+    svc->hub = hub_new((size_t)cfg->held_events_max);
+    struct pg_pool_options pool_options = {
+        .conninfo = cfg->database_url,
+        .setup_sql = replay_prepare_sql,
+        .size = (size_t)cfg->replay_pool_size,
+        .idle_seconds = (int)cfg->replay_idle_seconds,
+        .reconnect_min_ms = (int)cfg->pg_reconnect_min_ms,
+        .reconnect_max_ms = (int)cfg->pg_reconnect_max_ms,
+        .connect_timeout_s = CONNECT_TIMEOUT_SECONDS,
+    };
+    svc->pool = pg_pool_new(svc->base, &pool_options);
+    struct replay_options replay_options = {
+        .page_rows = (size_t)cfg->replay_page_rows,
+        .page_bytes = (size_t)cfg->replay_page_bytes,
+        .retry_min_ms = (int)cfg->pg_reconnect_min_ms,
+        .retry_max_ms = (int)cfg->pg_reconnect_max_ms,
+    };
+    if (svc->hub == NULL || svc->pool == NULL)
+        return false;
+    svc->replay = replay_new(svc->base, svc->hub, svc->pool, &replay_options);
+    if (svc->replay == NULL)
+        return false;
+    hub_set_resync_hook(svc->hub, replay_resync, svc->replay);
+
+    struct session_settings session_settings = {
+        .heartbeat_seconds = (int)cfg->heartbeat_seconds,
+        .retry_ms = cfg->retry_ms,
+        .soft_bytes = (size_t)cfg->session_buffer_soft_bytes,
+        .soft_seconds = (int)cfg->session_buffer_soft_seconds,
+        .hard_bytes = (size_t)cfg->session_buffer_hard_bytes,
+        .write_timeout_seconds = (int)cfg->write_timeout_seconds,
+    };
+    svc->sessions = sessions_new(svc->base, svc->hub, svc->replay, &session_settings);
+    if (svc->sessions == NULL)
+        return false;
+    struct http_server_hooks hooks = {service_ready, service_gauges, svc};
+    svc->http = http_server_new(svc->base, cfg, svc->sessions, &hooks);
+    if (svc->http == NULL || !http_server_listen(svc->http))
+        return false;
+
+    struct pg_listener_options listener_options = {
+        .conninfo = cfg->database_url,
+        .reconnect_min_ms = (int)cfg->pg_reconnect_min_ms,
+        .reconnect_max_ms = (int)cfg->pg_reconnect_max_ms,
+        .ping_seconds = (int)cfg->pg_ping_seconds,
+        .ping_timeout_seconds = (int)cfg->pg_ping_timeout_seconds,
+        .connect_timeout_s = CONNECT_TIMEOUT_SECONDS,
+    };
+    svc->listener = pg_listener_new(svc->base, svc->hub, &listener_options);
+    svc->sigterm_ev = evsignal_new(svc->base, SIGTERM, on_signal, svc);
+    svc->sigint_ev = evsignal_new(svc->base, SIGINT, on_signal, svc);
+    if (svc->listener == NULL || svc->sigterm_ev == NULL || svc->sigint_ev == NULL)
+        return false;
+    event_add(svc->sigterm_ev, NULL);
+    event_add(svc->sigint_ev, NULL);
+    return true;
+}
+
+/* Reverse order of creation. Streams go first (their connections belong to
+ * evhttp), then the server, then the ingest and replay that fed them. */
+static void service_stop(struct service *svc)
+{
+    sessions_free(svc->sessions);
+    http_server_free(svc->http);
+    pg_listener_free(svc->listener);
+    replay_free(svc->replay);
+    pg_pool_free(svc->pool);
+    hub_free(svc->hub);
+    if (svc->sigterm_ev != NULL)
+        event_free(svc->sigterm_ev);
+    if (svc->sigint_ev != NULL)
+        event_free(svc->sigint_ev);
+    if (svc->base != NULL)
+        event_base_free(svc->base);
+    frame_release_scratch();
+    config_free(&svc->cfg);
+}
+
+int main(int argc, char **argv)
+{
+    struct service svc;
+    memset(&svc, 0, sizeof(svc));
+
+    switch (config_load(&svc.cfg, argc, argv, env_lookup, stdout, stderr)) {
+    case CONFIG_EXIT_SUCCESS:
+        return 0;
+    case CONFIG_INVALID:
+        return 2;
+    case CONFIG_OK:
+        break;
+    }
+    log_configure((enum log_format)svc.cfg.log_format, (enum log_level)svc.cfg.log_level);
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+    config_log(&svc.cfg);
+
+    int status = 0;
+    if (!service_start(&svc)) {
+        log_error("start-up failed", "");
+        status = 1;
+    } else {
+        event_base_dispatch(svc.base);
+        log_info("stopped", "");
+    }
+    service_stop(&svc);
+    return status;
+}

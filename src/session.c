@@ -1,0 +1,513 @@
+/*
+ * SSE sessions on top of evhttp.
+ *
+ * evhttp ownership rules (libevent 2.1) shape this file:
+ * - While a stream is open the request belongs to its connection. If the
+ *   client goes away, evhttp detaches the request from the connection and
+ *   then frees the connection, calling our close callback: in that case
+ *   (evhttp_request_get_connection(req) == NULL) we must free the request.
+ * - When we end a stream ourselves, we either finish the reply (graceful:
+ *   evhttp frees the request after the last byte, calling on_complete) or
+ *   free the connection (abrupt: the request goes with it). In both cases the
+ *   close callback is cleared first so it cannot run on a freed session.
+ * - evhttp's own timeouts would kill a quiet stream; the stream's socket gets
+ *   only a write timeout (no progress while output is pending), set after
+ *   the reply starts.
+ *
+ * A session is in one of three states: OPEN (streaming), CLOSING (abrupt end
+ * requested, carried out by close_ev) and ENDING (graceful end in progress).
+ * Only OPEN sessions write. Every path out goes through session_destroy().
+ */
+#include "session.h"
+
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/http.h>
+
+#include "log.h"
+#include "sse.h"
+
+/* Frames at least this large are shared by reference instead of copied;
+ * below it a copy into the output buffer is cheaper than the bookkeeping. */
+#define SHARE_BY_REFERENCE_BYTES 2048
+/* Unread request bytes kept per stream (clients have nothing to send). */
+#define INPUT_HIGH_WATERMARK (64 * 1024)
+
+enum session_state { SESSION_OPEN, SESSION_CLOSING, SESSION_ENDING };
+
+struct session {
+    struct hub_member member;
+    struct sessions *all;
+    struct list_node link;       /* all->open */
+    struct list_node wheel_link; /* heartbeat slot */
+    struct list_node soft_link;  /* all->over_soft while above the soft limit */
+    struct list_node close_link; /* all->closing while CLOSING */
+    struct evhttp_request *req;
+    struct evhttp_connection *evcon;
+    uint64_t id;
+    enum session_state state;
+    enum close_reason reason;
+    time_t soft_since;
+    struct timeval opened_at;
+};
+
+struct sessions {
+    struct event_base *base;
+    struct hub *hub;
+    struct replay *replay;
+    struct session_settings settings;
+    struct list_node open;
+    size_t count;
+    struct list_node *wheel;
+    size_t wheel_slots;
+    size_t tick;
+    size_t next_slot;
+    struct list_node over_soft;
+    struct list_node closing;
+    struct event *tick_ev;
+    struct event *close_ev;
+    struct event *deadline_ev;
+    struct event *shutdown_ev;
+    struct evbuffer *scratch;
+    uint64_t next_id;
+    bool shutting_down;
+    void (*shutdown_done)(void *);
+    void *shutdown_arg;
+};
+
+static void member_write(struct hub_member *m, struct frame *const *frames, size_t count);
+static size_t member_pending(const struct hub_member *m);
+
+static const struct hub_member_ops session_ops = {
+    .write = member_write,
+    .pending = member_pending,
+};
+
+static struct session *session_of(const struct hub_member *m)
+{
+    return container_of(m, struct session, member);
+}
+
+static size_t output_pending(const struct session *s)
+{
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(s->evcon);
+    return evbuffer_get_length(bufferevent_get_output(bev));
+}
+
+static size_t member_pending(const struct hub_member *m)
+{
+    const struct session *s = session_of(m);
+    return s->state == SESSION_OPEN ? output_pending(s) : 0;
+}
+
+static double age_seconds(const struct session *s)
+{
+    struct timeval now, age;
+    event_base_gettimeofday_cached(s->all->base, &now);
+    evutil_timersub(&now, &s->opened_at, &age);
+    return (double)age.tv_sec + (double)age.tv_usec / 1e6;
+}
+
+static void session_destroy(struct session *s, enum close_reason reason)
+{
+    struct sessions *all = s->all;
+    char *peer = NULL;
+    ev_uint16_t port = 0;
+
+    if (s->evcon != NULL)
+        evhttp_connection_get_peer(s->evcon, &peer, &port);
+    log_info("session closed", "session=%" PRIu64 " consumer=%s peer=%s port=%u reason=%s age=%.3f",
+             s->id, s->member.consumer != NULL ? hub_consumer_id(s->member.consumer) : "",
+             peer != NULL ? peer : "", (unsigned)port, close_reason_name(reason),
+             age_seconds(s));
+    replay_member_leave(&s->member);
+    hub_leave(all->hub, &s->member);
+    list_remove(&s->link);
+    list_remove(&s->wheel_link);
+    list_remove(&s->soft_link);
+    list_remove(&s->close_link);
+    metrics.sessions_closed[reason]++;
+    all->count--;
+    free(s);
+    if (all->shutting_down && all->count == 0)
+        event_active(all->shutdown_ev, EV_TIMEOUT, 1);
+}
+
+/* Requests an abrupt end; close_ev carries it out from the loop. */
+static void session_close(struct session *s, enum close_reason reason)
+{
+    if (s->state == SESSION_CLOSING)
+        return;
+    s->state = SESSION_CLOSING;
+    s->reason = reason;
+    list_append(&s->all->closing, &s->close_link);
+    event_active(s->all->close_ev, EV_TIMEOUT, 1);
+}
+
+static void on_close_requested(evutil_socket_t fd, short what, void *arg)
+{
+    struct sessions *all = arg;
+    struct list_node *n;
+    (void)fd;
+    (void)what;
+    while ((n = list_pop(&all->closing)) != NULL) {
+        struct session *s = container_of(n, struct session, close_link);
+        struct evhttp_connection *evcon = s->evcon;
+        evhttp_connection_set_closecb(evcon, NULL, NULL);
+        session_destroy(s, s->reason);
+        evhttp_connection_free(evcon); /* frees the request too */
+    }
+}
+
+/* evhttp: the connection is going away (client gone, write error or
+ * timeout, or the server being freed). */
+static void on_connection_close(struct evhttp_connection *evcon, void *arg)
+{
+    struct session *s = arg;
+    enum close_reason reason = CLOSE_CLIENT_GONE;
+    (void)evcon;
+
+    if (evhttp_request_get_connection(s->req) == NULL)
+        evhttp_request_free(s->req); /* detached by evhttp: ours to free */
+    if (s->state == SESSION_CLOSING)
+        reason = s->reason;
+    else if (s->state == SESSION_ENDING)
+        reason = CLOSE_SHUTDOWN;
+    session_destroy(s, reason);
+}
+
+/* evhttp: the graceful end was fully written; evhttp frees the request and
+ * may keep or close the connection, so our close callback must go. */
+static void on_reply_complete(struct evhttp_request *req, void *arg)
+{
+    struct session *s = arg;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    if (evcon != NULL)
+        evhttp_connection_set_closecb(evcon, NULL, NULL);
+    session_destroy(s, CLOSE_SHUTDOWN);
+}
+
+static void soft_limit_clear(struct session *s)
+{
+    s->soft_since = 0;
+    list_remove(&s->soft_link);
+}
+
+/* Judged on the backlog before a write, so one large event can always be
+ * written to a client that keeps up. Returns false when the session closes. */
+static bool limits_allow_write(struct session *s, time_t now)
+{
+    const struct session_settings *set = &s->all->settings;
+    size_t pending = output_pending(s);
+    if (pending > set->hard_bytes) {
+        log_warn("slow consumer over hard limit", "session=%" PRIu64 " pending=%zu limit=%zu",
+                 s->id, pending, set->hard_bytes);
+        session_close(s, CLOSE_SLOW_CONSUMER);
+        return false;
+    }
+    if (pending <= set->soft_bytes) {
+        soft_limit_clear(s);
+        return true;
+    }
+    if (s->soft_since != 0 && now - s->soft_since >= set->soft_seconds) {
+        log_warn("slow consumer over soft limit", "session=%" PRIu64 " pending=%zu seconds=%lld",
+                 s->id, pending, (long long)(now - s->soft_since));
+        session_close(s, CLOSE_SLOW_CONSUMER);
+        return false;
+    }
+    return true;
+}
+
+static void limits_note_write(struct session *s, time_t now)
+{
+    if (s->soft_since != 0 || output_pending(s) <= s->all->settings.soft_bytes)
+        return;
+    s->soft_since = now;
+    list_append(&s->all->over_soft, &s->soft_link);
+}
+
+static void on_drained(struct evhttp_connection *evcon, void *arg)
+{
+    struct session *s = arg;
+    (void)evcon;
+    if (s->state != SESSION_OPEN)
+        return;
+    soft_limit_clear(s);
+    replay_member_drained(&s->member);
+}
+
+/* Sends whatever is in the scratch buffer as one chunk. */
+static void send_scratch(struct session *s)
+{
+    evhttp_send_reply_chunk_with_cb(s->req, s->all->scratch, on_drained, s);
+}
+
+static void unref_frame(const void *data, size_t len, void *extra)
+{
+    (void)data;
+    (void)len;
+    frame_unref(extra);
+}
+
+static void member_write(struct hub_member *m, struct frame *const *frames, size_t count)
+{
+    struct session *s = session_of(m);
+    struct evbuffer *scratch = s->all->scratch;
+    time_t now = time(NULL);
+    size_t bytes = 0;
+
+    if (s->state != SESSION_OPEN || !limits_allow_write(s, now))
+        return;
+    for (size_t i = 0; i < count; i++) {
+        struct frame *f = frames[i];
+        if (f->len < SHARE_BY_REFERENCE_BYTES ||
+            evbuffer_add_reference(scratch, f->bytes, f->len, unref_frame, frame_ref(f)) != 0) {
+            if (f->len >= SHARE_BY_REFERENCE_BYTES)
+                frame_unref(f); /* the reference was not taken */
+            evbuffer_add(scratch, f->bytes, f->len);
+        }
+        bytes += f->len;
+    }
+    send_scratch(s);
+    metrics.events_delivered += count;
+    metrics.bytes_written += bytes;
+    limits_note_write(s, now);
+}
+
+static void write_text(struct session *s, const char *text, size_t len)
+{
+    evbuffer_add(s->all->scratch, text, len);
+    send_scratch(s);
+    metrics.bytes_written += len;
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct sessions *all = arg;
+    char text[64], line[80];
+    time_t now = time(NULL);
+    (void)fd;
+    (void)what;
+
+    snprintf(text, sizeof(text), "heartbeat %lld", (long long)now);
+    size_t len = sse_write_comment(line, sizeof(line), text);
+
+    all->tick = (all->tick + 1) % all->wheel_slots;
+    struct list_node *slot = &all->wheel[all->tick];
+    for (struct list_node *n = slot->next, *next; n != slot; n = next) {
+        next = n->next;
+        struct session *s = container_of(n, struct session, wheel_link);
+        if (s->state == SESSION_OPEN && limits_allow_write(s, now)) {
+            write_text(s, line, len);
+            limits_note_write(s, now);
+        }
+    }
+    for (struct list_node *n = all->over_soft.next, *next; n != &all->over_soft; n = next) {
+        next = n->next;
+        struct session *s = container_of(n, struct session, soft_link);
+        if (s->state == SESSION_OPEN)
+            limits_allow_write(s, now);
+    }
+}
+
+static void tune_socket(struct session *s)
+{
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(s->evcon);
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    int on = 1;
+    unsigned user_timeout_ms = (unsigned)s->all->settings.write_timeout_seconds * 1000u;
+    struct timeval write_timeout = {s->all->settings.write_timeout_seconds, 0};
+
+    /* Events are small and latency matters: no Nagle delay. A peer that
+     * vanished without a FIN is dropped once data stays unacknowledged for
+     * the write timeout. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof(user_timeout_ms));
+    bufferevent_set_timeouts(bev, NULL, &write_timeout);
+    bufferevent_setwatermark(bev, EV_READ, 0, INPUT_HIGH_WATERMARK);
+}
+
+bool session_start(struct sessions *all, struct evhttp_request *req, const char *consumer_id,
+                   bool has_last_id, int64_t last_id)
+{
+    char retry[48];
+    char *peer = NULL;
+    ev_uint16_t port = 0;
+
+    struct session *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return false;
+    if (!hub_join(all->hub, consumer_id, &s->member, &session_ops, has_last_id, last_id)) {
+        free(s);
+        return false;
+    }
+    s->all = all;
+    s->req = req;
+    s->evcon = evhttp_request_get_connection(req);
+    s->id = ++all->next_id;
+    s->state = SESSION_OPEN;
+    list_init(&s->soft_link);
+    list_init(&s->close_link);
+    event_base_gettimeofday_cached(all->base, &s->opened_at);
+    list_append(&all->open, &s->link);
+    list_append(&all->wheel[all->next_slot], &s->wheel_link);
+    all->next_slot = (all->next_slot + 1) % all->wheel_slots;
+    all->count++;
+
+    struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
+    evhttp_add_header(headers, "Content-Type", "text/event-stream");
+    evhttp_add_header(headers, "Cache-Control", "no-cache");
+    evhttp_add_header(headers, "X-Accel-Buffering", "no");
+    evhttp_send_reply_start(req, 200, "OK");
+    evhttp_connection_set_closecb(s->evcon, on_connection_close, s);
+    evhttp_request_set_on_complete_cb(req, on_reply_complete, s);
+    tune_socket(s);
+    write_text(s, retry, sse_write_retry(retry, sizeof(retry), all->settings.retry_ms));
+
+    metrics.sessions_opened++;
+    evhttp_connection_get_peer(s->evcon, &peer, &port);
+    if (has_last_id)
+        log_info("session opened", "session=%" PRIu64 " consumer=%s peer=%s port=%u last_event_id=%" PRId64,
+                 s->id, consumer_id, peer != NULL ? peer : "", (unsigned)port, last_id);
+    else
+        log_info("session opened", "session=%" PRIu64 " consumer=%s peer=%s port=%u", s->id,
+                 consumer_id, peer != NULL ? peer : "", (unsigned)port);
+    if (has_last_id)
+        replay_catch_up(all->replay, &s->member);
+    return true;
+}
+
+size_t sessions_count(const struct sessions *all)
+{
+    return all->count;
+}
+
+/* Ends a stream cleanly. evhttp may complete the reply (and so destroy s)
+ * before this returns; s must not be used after the call. */
+static void session_end(struct session *s)
+{
+    s->state = SESSION_ENDING;
+    list_remove(&s->wheel_link);
+    soft_limit_clear(s);
+    evhttp_add_header(evhttp_request_get_output_headers(s->req), "Connection", "close");
+    evhttp_send_reply_end(s->req);
+}
+
+static void on_shutdown_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct sessions *all = arg;
+    (void)fd;
+    (void)what;
+    log_warn("shutdown deadline reached", "sessions_left=%zu", all->count);
+    for (struct list_node *n = all->open.next; n != &all->open; n = n->next)
+        session_close(container_of(n, struct session, link), CLOSE_SHUTDOWN);
+}
+
+static void on_shutdown_done(evutil_socket_t fd, short what, void *arg)
+{
+    struct sessions *all = arg;
+    (void)fd;
+    (void)what;
+    event_del(all->deadline_ev);
+    if (all->shutdown_done != NULL) {
+        void (*done)(void *) = all->shutdown_done;
+        all->shutdown_done = NULL;
+        done(all->shutdown_arg);
+    }
+}
+
+void sessions_shutdown(struct sessions *all, const struct timeval *deadline, void (*done)(void *),
+                       void *arg)
+{
+    struct list_node ending;
+
+    all->shutting_down = true;
+    all->shutdown_done = done;
+    all->shutdown_arg = arg;
+    log_info("ending streams", "sessions=%zu", all->count);
+    if (all->count == 0) {
+        event_active(all->shutdown_ev, EV_TIMEOUT, 1);
+        return;
+    }
+    /* session_end() may free the session at once: walk a private list. */
+    list_init(&ending);
+    for (struct list_node *n = all->open.next, *next; n != &all->open; n = next) {
+        next = n->next;
+        struct session *s = container_of(n, struct session, link);
+        if (s->state == SESSION_OPEN) {
+            list_remove(&s->wheel_link);
+            list_append(&ending, &s->wheel_link);
+        }
+    }
+    struct list_node *n;
+    while ((n = list_pop(&ending)) != NULL)
+        session_end(container_of(n, struct session, wheel_link));
+    evtimer_add(all->deadline_ev, deadline);
+}
+
+struct sessions *sessions_new(struct event_base *base, struct hub *hub, struct replay *replay,
+                              const struct session_settings *settings)
+{
+    struct timeval one_second = {1, 0};
+    struct sessions *all = calloc(1, sizeof(*all));
+    if (all == NULL)
+        return NULL;
+    all->base = base;
+    all->hub = hub;
+    all->replay = replay;
+    all->settings = *settings;
+    list_init(&all->open);
+    list_init(&all->over_soft);
+    list_init(&all->closing);
+    all->wheel_slots = (size_t)settings->heartbeat_seconds;
+    all->wheel = calloc(all->wheel_slots, sizeof(*all->wheel));
+    all->tick_ev = event_new(base, -1, EV_PERSIST, on_tick, all);
+    all->close_ev = event_new(base, -1, 0, on_close_requested, all);
+    all->deadline_ev = evtimer_new(base, on_shutdown_deadline, all);
+    all->shutdown_ev = event_new(base, -1, 0, on_shutdown_done, all);
+    all->scratch = evbuffer_new();
+    if (all->wheel == NULL || all->tick_ev == NULL || all->close_ev == NULL ||
+        all->deadline_ev == NULL || all->shutdown_ev == NULL || all->scratch == NULL) {
+        sessions_free(all);
+        return NULL;
+    }
+    for (size_t i = 0; i < all->wheel_slots; i++)
+        list_init(&all->wheel[i]);
+    event_add(all->tick_ev, &one_second);
+    return all;
+}
+
+void sessions_free(struct sessions *all)
+{
+    if (all == NULL)
+        return;
+    if (all->close_ev != NULL) {
+        for (struct list_node *n = all->open.next; n != &all->open; n = n->next) {
+            struct session *s = container_of(n, struct session, link);
+            if (s->state != SESSION_CLOSING)
+                session_close(s, CLOSE_SHUTDOWN);
+        }
+        on_close_requested(-1, 0, all);
+    }
+    if (all->tick_ev != NULL)
+        event_free(all->tick_ev);
+    if (all->close_ev != NULL)
+        event_free(all->close_ev);
+    if (all->deadline_ev != NULL)
+        event_free(all->deadline_ev);
+    if (all->shutdown_ev != NULL)
+        event_free(all->shutdown_ev);
+    if (all->scratch != NULL)
+        evbuffer_free(all->scratch);
+    free(all->wheel);
+    free(all);
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Payloads of every size arrive intact and compact, values untouched; a bad
+# row is logged and skipped while everyone keeps streaming.
+source "$(dirname "$0")/lib.sh"
+
+pg_start
+piper_start a
+piper_wait_ready a
+url=$(piper_url a /events)
+background curl -sN -o "$WORK/stream" "$url" -H "X-Consumer-Id: toto"
+wait_for "the stream" 5 grep -q "session opened" "$(piper_log a)"
+
+# Values are kept exactly as PostgreSQL stores them: numeric precision,
+# unicode, escapes.
+insert_event toto exact '{"pi": 3.14159265358979323846264338327950288, "big": 12345678901234567890, "price": 1.10, "s": "caf\u00e9 \"quoted\" \\ back", "nested": {"a": [1, 2, {"b": null}]}}' >/dev/null
+wait_for "the exact event" 5 grep -q '^event: exact$' "$WORK/stream"
+data=$(grep -A1 '^event: exact$' "$WORK/stream" | tail -n 1)
+assert_eq 'data: {"s":"café \"quoted\" \\ back","pi":3.14159265358979323846264338327950288,"big":12345678901234567890,"price":1.10,"nested":{"a":[1,2,{"b":null}]}}' "$data" "exact values"
+
+# payload_of_size N: a JSON object whose compact text is exactly N bytes.
+payload_of_size() {
+    local n=$1
+    local fill=$((n - 8)) # {"p":""} is 8 bytes
+    printf '{"p":"%s"}' "$(head -c "$fill" /dev/zero | tr '\0' 'z')"
+}
+
+# Around the 8000-byte NOTIFY limit (the whole notification, not just the
+# payload, so these cross from "delivered from the notification" to
+# "fetched by id"), 100 KB and 1 MB.
+for size in 7800 7999 8000 8001 102400 1048576; do
+    payload_of_size "$size" >"$WORK/p$size"
+    id=$(sql "insert into events (type, subscriber, payload) values ('size$size', 'toto', pg_read_file('$WORK/p$size')::jsonb) returning id" 2>/dev/null ||
+        psql "$DATABASE_URL" -X -q -t -A -v ON_ERROR_STOP=1 -v "p=$(cat "$WORK/p$size")" -c "insert into events (type, subscriber, payload) values ('size$size', 'toto', :'p'::jsonb) returning id")
+    [ -n "$id" ] || fail "insert of $size bytes failed"
+    wait_for "the $size-byte event" 10 grep -q "^event: size$size\$" "$WORK/stream"
+    got=$(grep -A1 "^event: size$size\$" "$WORK/stream" | tail -n 1)
+    [ "$got" == "data: $(cat "$WORK/p$size")" ] || fail "$size-byte payload altered (got ${#got} bytes)"
+    assert_eq "id: $id" "$(grep -B1 "^event: size$size\$" "$WORK/stream" | head -n 1)" "id of the $size-byte event"
+done
+grep -q "oversized_fetches_total 0" <(curl -s "$(piper_url a /metrics)") && fail "no oversized row was fetched by id"
+
+# Bad rows: a payload that is not an object, an event type with a newline.
+insert_event toto bad '[1, 2, 3]' >/dev/null
+sql "insert into events (type, subscriber, payload) values (E'two\nlines', 'toto', '{}')" >/dev/null
+insert_event toto after_bad '{"ok": true}' >/dev/null
+wait_for "the event after the bad rows" 5 grep -q '^event: after_bad$' "$WORK/stream"
+grep -q '^event: bad$' "$WORK/stream" && fail "a non-object payload was delivered"
+grep -q 'reason=payload_not_object' "$(piper_log a)" || fail "the bad payload was not logged"
+grep -q 'reason=bad_type' "$(piper_log a)" || fail "the bad type was not logged"
+
+# Replay skips the same rows and delivers everything else.
+body=$(curl -sN --max-time 2 "$url" -H "X-Consumer-Id: toto" -H "Last-Event-ID: 0" || true)
+assert_contains "$body" "event: after_bad" "replay reaches the last row"
+assert_not_contains "$body" "event: bad" "replay skips the bad row"
+for size in 7999 8001 1048576; do
+    assert_contains "$body" "event: size$size" "replay of the $size-byte row"
+done
+piper_stop a
+test_done
