@@ -32,6 +32,8 @@ const char replay_prepare_sql[] =
     "PREPARE piper_replay_newest(text) AS"
     " SELECT coalesce(max(id), 0) FROM events WHERE subscriber = $1";
 
+enum { FIRST_PAGE_ROWS = 16, PAGE_GROWTH = 8 };
+
 enum job_state { JOB_WAITING, JOB_QUERYING, JOB_DRAINING, JOB_BACKOFF };
 
 struct replay_job {
@@ -78,7 +80,9 @@ static struct replay_job *job_new(struct replay *r, const char *consumer_id, int
     job->r = r;
     list_init(&job->targets);
     job->position = position;
-    job->page_limit = r->options.page_rows;
+    /* Row sizes are unknown until the first page comes back: start small so
+     * a history of large rows cannot make the first page huge. */
+    job->page_limit = r->options.page_rows < FIRST_PAGE_ROWS ? r->options.page_rows : FIRST_PAGE_ROWS;
     pg_pool_waiter_init(&job->waiter, NULL);
     memcpy(job->consumer_id, consumer_id, len + 1);
     backoff_init(&job->backoff, r->options.retry_min_ms, r->options.retry_max_ms,
@@ -191,6 +195,9 @@ static void job_resize_page(struct replay_job *job, size_t rows, size_t bytes)
     }
     size_t per_row = bytes / rows + 1;
     size_t limit = job->r->options.page_bytes / per_row;
+    /* Grow gradually: the next rows may be larger than these. */
+    if (limit > job->page_limit * PAGE_GROWTH)
+        limit = job->page_limit * PAGE_GROWTH;
     job->page_limit = limit < 1 ? 1 : (limit > max_rows ? max_rows : limit);
 }
 

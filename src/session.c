@@ -55,7 +55,7 @@ struct session {
     uint64_t id;
     enum session_state state;
     enum close_reason reason;
-    time_t soft_since;
+    int64_t soft_since_ms; /* monotonic; 0 while at or below the soft limit */
     struct timeval opened_at;
 };
 
@@ -195,15 +195,39 @@ static void on_reply_complete(struct evhttp_request *req, void *arg)
     session_destroy(s, CLOSE_SHUTDOWN);
 }
 
+/* Monotonic milliseconds, never 0: the soft limit's clock must not jump
+ * with the wall clock, and a second's granularity would cut a client that
+ * crossed the limit a moment before the second turned. */
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 1;
+}
+
 static void soft_limit_clear(struct session *s)
 {
-    s->soft_since = 0;
+    s->soft_since_ms = 0;
     list_remove(&s->soft_link);
+}
+
+/* Closes a session that stayed above the soft limit for soft_seconds.
+ * Returns false when the session closes. */
+static bool soft_limit_check(struct session *s, int64_t now_ms)
+{
+    const struct session_settings *set = &s->all->settings;
+    int64_t over_ms = now_ms - s->soft_since_ms;
+    if (s->soft_since_ms == 0 || over_ms < (int64_t)set->soft_seconds * 1000)
+        return true;
+    log_warn("slow consumer over soft limit", "session=%" PRIu64 " pending=%zu seconds=%.3f",
+             s->id, output_pending(s), (double)over_ms / 1000.0);
+    session_close(s, CLOSE_SLOW_CONSUMER);
+    return false;
 }
 
 /* Judged on the backlog before a write, so one large event can always be
  * written to a client that keeps up. Returns false when the session closes. */
-static bool limits_allow_write(struct session *s, time_t now)
+static bool limits_allow_write(struct session *s, int64_t now_ms)
 {
     const struct session_settings *set = &s->all->settings;
     size_t pending = output_pending(s);
@@ -217,20 +241,14 @@ static bool limits_allow_write(struct session *s, time_t now)
         soft_limit_clear(s);
         return true;
     }
-    if (s->soft_since != 0 && now - s->soft_since >= set->soft_seconds) {
-        log_warn("slow consumer over soft limit", "session=%" PRIu64 " pending=%zu seconds=%lld",
-                 s->id, pending, (long long)(now - s->soft_since));
-        session_close(s, CLOSE_SLOW_CONSUMER);
-        return false;
-    }
-    return true;
+    return soft_limit_check(s, now_ms);
 }
 
-static void limits_note_write(struct session *s, time_t now)
+static void limits_note_write(struct session *s, int64_t now_ms)
 {
-    if (s->soft_since != 0 || output_pending(s) <= s->all->settings.soft_bytes)
+    if (s->soft_since_ms != 0 || output_pending(s) <= s->all->settings.soft_bytes)
         return;
-    s->soft_since = now;
+    s->soft_since_ms = now_ms;
     list_append(&s->all->over_soft, &s->soft_link);
 }
 
@@ -261,7 +279,7 @@ static void member_write(struct hub_member *m, struct frame *const *frames, size
 {
     struct session *s = session_of(m);
     struct evbuffer *scratch = s->all->scratch;
-    time_t now = time(NULL);
+    int64_t now = monotonic_ms();
     size_t bytes = 0;
 
     if (s->state != SESSION_OPEN || !limits_allow_write(s, now))
@@ -293,11 +311,11 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct sessions *all = arg;
     char text[64], line[80];
-    time_t now = time(NULL);
+    int64_t now = monotonic_ms();
     (void)fd;
     (void)what;
 
-    snprintf(text, sizeof(text), "heartbeat %lld", (long long)now);
+    snprintf(text, sizeof(text), "heartbeat %lld", (long long)time(NULL));
     size_t len = sse_write_comment(line, sizeof(line), text);
 
     all->tick = (all->tick + 1) % all->wheel_slots;
@@ -310,11 +328,14 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
             limits_note_write(s, now);
         }
     }
+    /* Only the soft limit's clock runs here: the hard limit is judged when
+     * something is about to be added, so a large replay page that a client
+     * is reading steadily is never cut for its own size. */
     for (struct list_node *n = all->over_soft.next, *next; n != &all->over_soft; n = next) {
         next = n->next;
         struct session *s = container_of(n, struct session, soft_link);
         if (s->state == SESSION_OPEN)
-            limits_allow_write(s, now);
+            soft_limit_check(s, now);
     }
 }
 
