@@ -238,12 +238,18 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
         evconnlistener_enable(server->listener);
 }
 
+/* The listener's error callback receives the listener's user pointer, which
+ * evhttp_bind_listener() replaced with the evhttp, so the server it belongs
+ * to is found here. A process has one listening server. */
+static struct http_server *accept_error_server;
+
 /* accept() failed with something other than "try again": most often the
  * descriptor limit. Pause instead of spinning on a socket that stays
  * readable; connections closing meanwhile free descriptors. */
 static void on_accept_error(struct evconnlistener *listener, void *arg)
 {
-    struct http_server *server = arg;
+    struct http_server *server = accept_error_server;
+    (void)arg; /* evhttp's own pointer, not ours: see accept_error_server */
     int err = EVUTIL_SOCKET_ERROR();
     struct timeval pause = {0, ACCEPT_PAUSE_MS * 1000};
 
@@ -313,6 +319,7 @@ bool http_server_listen(struct http_server *server)
         log_error("cannot attach the listener", "port=%lld", server->cfg->port);
         return false;
     }
+    accept_error_server = server;
     evconnlistener_set_error_cb(server->listener, on_accept_error);
     server->accepting = true;
     evconnlistener_enable(server->listener);
@@ -339,5 +346,7 @@ void http_server_free(struct http_server *server)
         event_free(server->resume_ev);
     if (server->pass_ev != NULL)
         event_free(server->pass_ev);
+    if (accept_error_server == server)
+        accept_error_server = NULL;
     free(server);
 }

@@ -33,6 +33,7 @@ log "exited ${elapsed_ms} ms after SIGTERM"
 grep -q "shutdown deadline reached" "$(piper_log a)" || fail "the stuck stream was not cut at the deadline"
 [ "$(grep -c 'reason=shutdown' "$(piper_log a)")" -ge 1001 ] || fail "not every stream ended with reason=shutdown"
 wait_for "the client to see every stream end" 10 sh -c "! kill -0 $client"
+wait "$client" || fail "a stream did not end with a clean end of body (sse-client status $?)"
 assert_eq 0 "$(sql "select count(*) from pg_stat_activity where application_name like 'event-piper%'")" \
     "connections left after exit"
 exec 7>&-

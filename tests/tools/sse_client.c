@@ -98,6 +98,7 @@ struct options {
     int expect_status; /* 0: none */
     bool print_headers;
     bool quiet;
+    bool close_when_done;
     size_t max_line;
 };
 
@@ -377,6 +378,8 @@ static const struct option_spec option_specs[] = {
      "exit 0 iff every response has this status; print bodies to stdout"},
     FLAG("print-headers", print_headers, "print response heads to stderr"),
     FLAG("quiet", quiet, "no summary, no notes (errors are still printed)"),
+    FLAG("close-when-done", close_when_done,
+         "close a session's connection as soon as it is done (--count, --until-id)"),
     {"max-line", "BYTES", set_max_line, 0, "longest SSE line and event accepted (default 4 MiB)"},
 };
 
@@ -625,8 +628,12 @@ static void session_mark_done(struct session *s)
     if (s->done)
         return;
     s->done = true;
-    if (++c->done_count == c->session_count)
+    if (++c->done_count == c->session_count) {
         client_exit(c, EXIT_DONE, NULL);
+        return;
+    }
+    if (c->opt.close_when_done)
+        s->finish_response = true; /* closed once the parser returns */
 }
 
 static void session_check_done(struct session *s)
@@ -837,7 +844,8 @@ static bool on_event(void *arg, const char *id, const char *type, const char *da
     if (c->opt.has_until_id && v >= c->opt.until_id)
         s->reached_until_id = true;
     session_check_done(s);
-    return !c->exiting;
+    /* Stopping the parser ends the response; finish_response makes it final. */
+    return !c->exiting && !(c->opt.close_when_done && s->done);
 }
 
 static bool on_retry(void *arg, uint64_t ms)
