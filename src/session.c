@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #include <event2/buffer.h>
@@ -40,8 +41,18 @@
 #define SHARE_BY_REFERENCE_BYTES 2048
 /* Unread request bytes kept per stream (clients have nothing to send). */
 #define INPUT_HIGH_WATERMARK (64 * 1024)
+/* Pieces of one write sent straight to the socket; longer runs (replay
+ * pages) go through the output buffer, where one flush writes them all. */
+#define MAX_DIRECT_PIECES 64
 
 enum session_state { SESSION_OPEN, SESSION_CLOSING, SESSION_ENDING };
+
+/* A run of bytes to send; frame (when set) keeps them alive if queued. */
+struct piece {
+    const char *bytes;
+    size_t len;
+    struct frame *frame;
+};
 
 struct session {
     struct hub_member member;
@@ -56,6 +67,7 @@ struct session {
     enum session_state state;
     enum close_reason reason;
     int64_t soft_since_ms; /* monotonic; 0 while at or below the soft limit */
+    bool chunked;          /* HTTP/1.1 chunked reply; HTTP/1.0 gets raw bytes */
     struct timeval opened_at;
 };
 
@@ -262,12 +274,6 @@ static void on_drained(struct evhttp_connection *evcon, void *arg)
     replay_member_drained(&s->member);
 }
 
-/* Sends whatever is in the scratch buffer as one chunk. */
-static void send_scratch(struct session *s)
-{
-    evhttp_send_reply_chunk_with_cb(s->req, s->all->scratch, on_drained, s);
-}
-
 static void unref_frame(const void *data, size_t len, void *extra)
 {
     (void)data;
@@ -275,36 +281,104 @@ static void unref_frame(const void *data, size_t len, void *extra)
     frame_unref(extra);
 }
 
+/* Appends bytes to the connection's output; a slice of a large frame is
+ * shared by reference instead of copied. */
+static void append_output(struct evbuffer *out, const char *bytes, size_t len, struct frame *f)
+{
+    if (len == 0)
+        return;
+    if (f != NULL && len >= SHARE_BY_REFERENCE_BYTES) {
+        if (evbuffer_add_reference(out, bytes, len, unref_frame, frame_ref(f)) == 0)
+            return;
+        frame_unref(f); /* the reference was not taken */
+    }
+    evbuffer_add(out, bytes, len);
+}
+
+/* Sends pieces as one HTTP chunk (or raw, for an HTTP/1.0 client).
+ *
+ * When nothing is waiting in the connection's output, the pieces go to the
+ * kernel at once in one sendmsg(): one system call per delivery instead of
+ * the poll-write-poll round trip of handing them to the bufferevent. What
+ * the socket does not take is appended to the output, which the bufferevent
+ * drains as the socket allows and which then calls on_drained (installed as
+ * the connection's write callback by the stream's first chunk). A send
+ * error is left for the bufferevent to find on its own write. */
+static size_t emit(struct session *s, const struct piece *pieces, size_t count)
+{
+    struct evbuffer *out = bufferevent_get_output(evhttp_connection_get_bufferevent(s->evcon));
+    struct iovec iov[MAX_DIRECT_PIECES + 2];
+    char head[24];
+    size_t body = 0, n = 0;
+
+    for (size_t i = 0; i < count; i++)
+        body += pieces[i].len;
+    if (body == 0)
+        return 0;
+    size_t head_len = s->chunked ? (size_t)snprintf(head, sizeof(head), "%zx\r\n", body) : 0;
+    size_t tail_len = s->chunked ? 2 : 0;
+    size_t sent = 0;
+
+    if (evbuffer_get_length(out) == 0 && count <= MAX_DIRECT_PIECES) {
+        iov[n++] = (struct iovec){head, head_len};
+        for (size_t i = 0; i < count; i++)
+            iov[n++] = (struct iovec){(void *)pieces[i].bytes, pieces[i].len};
+        iov[n++] = (struct iovec){"\r\n", tail_len};
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = n};
+        ssize_t r = sendmsg(bufferevent_getfd(evhttp_connection_get_bufferevent(s->evcon)), &msg,
+                            MSG_NOSIGNAL | MSG_DONTWAIT);
+        sent = r > 0 ? (size_t)r : 0;
+        if (sent == head_len + body + tail_len)
+            return body;
+    }
+
+    /* Append what was not sent, skipping the first `sent` bytes. */
+    size_t skip = sent;
+    size_t take = skip < head_len ? head_len - skip : 0;
+    append_output(out, head + head_len - take, take, NULL);
+    skip = skip > head_len ? skip - head_len : 0;
+    for (size_t i = 0; i < count; i++) {
+        size_t off = skip < pieces[i].len ? skip : pieces[i].len;
+        append_output(out, pieces[i].bytes + off, pieces[i].len - off, pieces[i].frame);
+        skip -= off;
+    }
+    append_output(out, "\r\n" + (skip < tail_len ? skip : tail_len),
+                  tail_len - (skip < tail_len ? skip : tail_len), NULL);
+    return body;
+}
+
 static void member_write(struct hub_member *m, struct frame *const *frames, size_t count)
 {
     struct session *s = session_of(m);
-    struct evbuffer *scratch = s->all->scratch;
     int64_t now = monotonic_ms();
-    size_t bytes = 0;
+    struct piece direct[MAX_DIRECT_PIECES];
+    struct piece *pieces = count <= MAX_DIRECT_PIECES ? direct : malloc(count * sizeof(*pieces));
 
-    if (s->state != SESSION_OPEN || !limits_allow_write(s, now))
+    if (s->state != SESSION_OPEN || !limits_allow_write(s, now)) {
+        if (pieces != direct)
+            free(pieces);
         return;
-    for (size_t i = 0; i < count; i++) {
-        struct frame *f = frames[i];
-        if (f->len < SHARE_BY_REFERENCE_BYTES ||
-            evbuffer_add_reference(scratch, f->bytes, f->len, unref_frame, frame_ref(f)) != 0) {
-            if (f->len >= SHARE_BY_REFERENCE_BYTES)
-                frame_unref(f); /* the reference was not taken */
-            evbuffer_add(scratch, f->bytes, f->len);
-        }
-        bytes += f->len;
     }
-    send_scratch(s);
+    if (pieces == NULL) {
+        /* Without memory for the list the stream cannot stay exact: end it,
+         * the client resumes with Last-Event-ID. */
+        log_error("cannot write events: out of memory", "session=%" PRIu64, s->id);
+        session_close(s, CLOSE_WRITE_ERROR);
+        return;
+    }
+    for (size_t i = 0; i < count; i++)
+        pieces[i] = (struct piece){frames[i]->bytes, frames[i]->len, frames[i]};
+    metrics.bytes_written += emit(s, pieces, count);
     metrics.events_delivered += count;
-    metrics.bytes_written += bytes;
+    if (pieces != direct)
+        free(pieces);
     limits_note_write(s, now);
 }
 
 static void write_text(struct session *s, const char *text, size_t len)
 {
-    evbuffer_add(s->all->scratch, text, len);
-    send_scratch(s);
-    metrics.bytes_written += len;
+    struct piece piece = {text, len, NULL};
+    metrics.bytes_written += emit(s, &piece, 1);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -392,7 +466,12 @@ bool session_start(struct sessions *all, struct evhttp_request *req, const char 
     evhttp_connection_set_closecb(s->evcon, on_connection_close, s);
     evhttp_request_set_on_complete_cb(req, on_reply_complete, s);
     tune_socket(s);
-    write_text(s, retry, sse_write_retry(retry, sizeof(retry), all->settings.retry_ms));
+    s->chunked = evhttp_find_header(headers, "Transfer-Encoding") != NULL;
+    /* The first chunk goes through evhttp to install on_drained as the
+     * connection's write callback, which emit() relies on. */
+    evbuffer_add(all->scratch, retry, sse_write_retry(retry, sizeof(retry), all->settings.retry_ms));
+    metrics.bytes_written += evbuffer_get_length(all->scratch);
+    evhttp_send_reply_chunk_with_cb(req, all->scratch, on_drained, s);
 
     metrics.sessions_opened++;
     evhttp_connection_get_peer(s->evcon, &peer, &port);
