@@ -481,6 +481,13 @@ bool session_start(struct sessions *all, struct evhttp_request *req, const char 
     else
         log_info("session opened", "session=%" PRIu64 " consumer=%s peer=%s port=%u", s->id,
                  consumer_id, peer != NULL ? peer : "", (unsigned)port);
+    /* Both header lists have served their purpose (the reply's are on the
+     * wire, the request's were read; consumer_id may point into them, so
+     * this comes last). An idle stream should cost as little memory as
+     * possible; session_end() adds back the one header evhttp reads at the
+     * end. */
+    evhttp_clear_headers(headers);
+    evhttp_clear_headers(evhttp_request_get_input_headers(req));
     if (has_last_id)
         replay_catch_up(all->replay, &s->member);
     return true;
