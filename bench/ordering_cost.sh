@@ -7,13 +7,16 @@
 #   notify       same NOTIFY trigger, ids from the bigserial default, no lock
 #   plain        no triggers at all (the table alone)
 # Each transaction inserts ROWS_PER_TX rows (default 1) for one of
-# SUBSCRIBERS subscribers (default 100) chosen at random.
+# SUBSCRIBERS subscribers (default 100) chosen at random. Each figure is the
+# median of RUNS runs (default 3), taken in turn across variants so a burst
+# of noise on the machine does not land on one variant only.
 #
 #   bench/ordering_cost.sh [seconds per run, default 10]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
 rows=${ROWS_PER_TX:-1}
+runs=${RUNS:-3}
 subscribers=${SUBSCRIBERS:-100}
 dir=$(mktemp -d /tmp/piper-bench-ordering.XXXXXX)
 chmod 755 "$dir"
@@ -45,12 +48,24 @@ script="$dir/insert.sql"
     echo "END;"
 } >"$script"
 
-printf '%-14s %8s %14s\n' variant writers rows/s
+median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+declare -A results=()
+for run in $(seq 1 "$runs"); do
+    for variant in lock+notify notify plain; do
+        setup "$variant"
+        for clients in 1 8; do
+            tps=$("$pgbench" -n -f "$script" -c "$clients" -j "$clients" -T "$seconds" "$url" 2>/dev/null |
+                awk '/^tps/ {print $3; exit}')
+            results[$variant/$clients]+="$(echo "$tps * $rows" | bc) "
+        done
+    done
+done
+printf '%-14s %8s %14s   %s\n' variant writers rows/s "(runs)"
 for variant in lock+notify notify plain; do
-    setup "$variant"
     for clients in 1 8; do
-        tps=$("$pgbench" -n -f "$script" -c "$clients" -j "$clients" -T "$seconds" "$url" 2>/dev/null |
-            awk '/^tps/ {print $3; exit}')
-        printf '%-14s %8d %14.0f\n' "$variant" "$clients" "$(echo "$tps * $rows" | bc)"
+        all=${results[$variant/$clients]}
+        printf '%-14s %8d %14.0f   (%s)\n' "$variant" "$clients" \
+            "$(printf '%s\n' $all | median)" "$(printf '%.0f ' $all)"
     done
 done

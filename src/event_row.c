@@ -12,7 +12,9 @@ struct frame *event_row_frame(const PGresult *res, int row, int64_t *id, enum fr
         *err = FRAME_BAD_ID;
         return NULL;
     }
-    double timestamp = strtod(PQgetvalue(res, row, EVENT_ROW_TIMESTAMP), NULL);
+    double timestamp = PQgetisnull(res, row, EVENT_ROW_TIMESTAMP)
+                           ? 0.0
+                           : strtod(PQgetvalue(res, row, EVENT_ROW_TIMESTAMP), NULL);
     return frame_new_event(*id, PQgetvalue(res, row, EVENT_ROW_TYPE),
                            (size_t)PQgetlength(res, row, EVENT_ROW_TYPE),
                            PQgetvalue(res, row, EVENT_ROW_PAYLOAD),

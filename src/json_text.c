@@ -113,6 +113,10 @@ static bool scan_string(struct scanner *s)
         }
         if (c < 0x20)
             return false;
+        if (c < 0x80) { /* plain ASCII, the common case: no decoding */
+            s->p++;
+            continue;
+        }
         size_t n = utf8_sequence_length((const unsigned char *)s->p, (const unsigned char *)s->end);
         if (n == 0)
             return false;
