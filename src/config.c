@@ -315,6 +315,25 @@ void config_free(struct config *cfg)
     }
 }
 
+/* If p starts a password keyword in conninfo, returns where its value
+ * starts; otherwise NULL. */
+static const char *password_value(const char *conninfo, const char *p)
+{
+    if (strncmp(p, "password", 8) != 0)
+        return NULL;
+    if (p != conninfo && !isspace((unsigned char)p[-1]) && p[-1] != '?' && p[-1] != '&')
+        return NULL;
+    p += 8;
+    while (isspace((unsigned char)*p))
+        p++;
+    if (*p != '=')
+        return NULL;
+    p++;
+    while (isspace((unsigned char)*p))
+        p++;
+    return p;
+}
+
 void config_mask_conninfo(const char *conninfo, char *out, size_t size)
 {
     size_t o = 0;
@@ -335,12 +354,13 @@ void config_mask_conninfo(const char *conninfo, char *out, size_t size)
                 continue;
             }
         }
-        /* keyword form: password=secret or password='se cret' */
-        if (strncmp(p, "password=", 9) == 0 && (p == conninfo || p[-1] == ' ' || p[-1] == '?' ||
-                                                p[-1] == '&')) {
+        /* keyword form: password=secret, password = 'se cret' (libpq allows
+         * any whitespace around '=' and between pairs) */
+        const char *value = password_value(conninfo, p);
+        if (value != NULL) {
             int n = snprintf(out + o, size - o, "password=***");
             o += n > 0 ? (size_t)n : 0;
-            p += 9;
+            p = value;
             if (*p == '\'') {
                 p++;
                 while (*p != '\0' && *p != '\'')
@@ -348,7 +368,7 @@ void config_mask_conninfo(const char *conninfo, char *out, size_t size)
                 if (*p == '\'')
                     p++;
             } else {
-                while (*p != '\0' && *p != ' ' && *p != '&')
+                while (*p != '\0' && !isspace((unsigned char)*p) && *p != '&')
                     p++;
             }
             continue;

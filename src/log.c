@@ -280,7 +280,11 @@ size_t log_format_record(char *buf, size_t size, enum log_format format, enum lo
     va_end(ap);
     if (format == LOG_FORMAT_JSON)
         line_putc(&l, '}');
-    if (l.len + 1 >= l.size && l.size >= 2)
+    if (l.size < 2) { /* no room for a line at all */
+        l.buf[0] = '\0';
+        return 0;
+    }
+    if (l.len + 1 >= l.size)
         l.len = l.size - 2; /* always keep room for the newline */
     l.buf[l.len++] = '\n';
     l.buf[l.len] = '\0';

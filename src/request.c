@@ -26,6 +26,14 @@ bool request_consumer_id_valid(const char *id, size_t max_bytes, const char **wh
         *why = "consumer id is not valid UTF-8";
         return false;
     }
+    /* C1 controls (U+0080..U+009F, encoded C2 80..C2 9F) are controls too;
+     * U+0085 breaks lines in some log viewers. */
+    for (size_t i = 0; i + 1 < len; i++) {
+        if ((unsigned char)id[i] == 0xc2 && (unsigned char)id[i + 1] <= 0x9f) {
+            *why = "consumer id contains control characters";
+            return false;
+        }
+    }
     return true;
 }
 

@@ -251,6 +251,292 @@ static void hub_ingest_up__streams_opened_before__start_at_baseline(void **state
     hub_free(hub);
 }
 
+static void join_catching_up(struct hub *hub, const char *consumer, struct recorder *r,
+                             int64_t cursor)
+{
+    memset(r, 0, sizeof(*r));
+    assert_true(hub_join(hub, consumer, &r->member, &recorder_ops, true, cursor));
+    assert_int_equal(r->member.state, HUB_MEMBER_CATCHING_UP);
+}
+
+/* Delivers a replay page of ids first..last, as the replay module would. */
+static void deliver_range(struct hub_member *m, int64_t first, int64_t last)
+{
+    struct frame *page[32] = {NULL};
+    size_t count = 0;
+    for (int64_t id = first; id <= last; id++) {
+        assert_true(count < 32);
+        page[count++] = event(id);
+    }
+    hub_member_deliver(m, page, count);
+    for (size_t i = 0; i < count; i++)
+        frame_unref(page[i]);
+}
+
+static void hub_publish__held_ring_overflowed__replay_and_go_live_exactly_once(void **state)
+{
+    struct hub *hub = *state; /* held_max is 4 */
+    struct recorder r;
+    join_catching_up(hub, "toto", &r, 10);
+    for (int64_t id = 11; id <= 15; id++)
+        publish(hub, "toto", id); /* 15 overflows: 11..14 dropped, 15 not held */
+    assert_true(r.member.held_overflowed);
+    publish(hub, "toto", 16); /* held again after the overflow */
+    publish(hub, "toto", 17);
+    assert_int_equal(r.member.held_count, 2);
+
+    /* Seeing the flag, the replay reads on up to what the table holds. */
+    deliver_range(&r.member, 11, 15);
+    hub_member_go_live(&r.member);
+    assert_false(r.member.held_overflowed);
+    assert_int_equal(r.member.state, HUB_MEMBER_LIVE);
+    publish(hub, "toto", 18);
+
+    int64_t expected[] = {11, 12, 13, 14, 15, 16, 17, 18};
+    assert_ids(&r, expected, 8);
+    hub_leave(hub, &r.member);
+}
+
+static void hub_member_go_live__held_at_or_below_cursor__nothing_more_written(void **state)
+{
+    struct hub *hub = *state;
+    struct recorder r;
+    join_catching_up(hub, "toto", &r, 10);
+    publish(hub, "toto", 11);
+    publish(hub, "toto", 12);
+    deliver_range(&r.member, 11, 13); /* the table already had all of them */
+    hub_member_go_live(&r.member);
+    int64_t expected[] = {11, 12, 13};
+    assert_ids(&r, expected, 3);
+    assert_int_equal(r.member.cursor, 13);
+    assert_int_equal(r.member.held_count, 0);
+    hub_leave(hub, &r.member);
+}
+
+static void hub_member_go_live__nothing_held__live_from_cursor(void **state)
+{
+    struct hub *hub = *state;
+    struct recorder r;
+    join_catching_up(hub, "toto", &r, 10);
+    hub_member_go_live(&r.member);
+    assert_int_equal(r.count, 0);
+    assert_int_equal(r.member.state, HUB_MEMBER_LIVE);
+    publish(hub, "toto", 10); /* not above the cursor */
+    publish(hub, "toto", 11);
+    int64_t expected[] = {11};
+    assert_ids(&r, expected, 1);
+    hub_leave(hub, &r.member);
+}
+
+static void hub_publish__live_and_catching_up_members__written_and_held(void **state)
+{
+    struct hub *hub = *state;
+    struct recorder live, replaying;
+    join_live(hub, "toto", &live);
+    join_catching_up(hub, "toto", &replaying, 2);
+    assert_int_equal(publish(hub, "toto", 11), 2); /* one written, one held */
+    int64_t expected[] = {11};
+    assert_ids(&live, expected, 1);
+    assert_int_equal(replaying.count, 0);
+    assert_int_equal(replaying.member.held_count, 1);
+
+    deliver_range(&replaying.member, 3, 4);
+    hub_member_go_live(&replaying.member);
+    int64_t replayed[] = {3, 4, 11};
+    assert_ids(&replaying, replayed, 3);
+    hub_leave(hub, &live.member);
+    hub_leave(hub, &replaying.member);
+}
+
+static void hub_member_begin_catchup__live_member__holds_until_go_live(void **state)
+{
+    struct hub *hub = *state;
+    struct recorder r;
+    join_live(hub, "toto", &r);
+    publish(hub, "toto", 11);
+    hub_member_begin_catchup(&r.member); /* a gap fill starts */
+    publish(hub, "toto", 13);
+    publish(hub, "toto", 14);
+    int64_t before[] = {11};
+    assert_ids(&r, before, 1);
+    deliver_range(&r.member, 12, 13); /* 12 was lost while the ingest was down */
+    hub_member_go_live(&r.member);
+    int64_t after[] = {11, 12, 13, 14};
+    assert_ids(&r, after, 4);
+    hub_leave(hub, &r.member);
+}
+
+static void hub_leave__catching_up_member_with_held_events__released(void **state)
+{
+    struct hub *hub = *state;
+    struct recorder r;
+    join_catching_up(hub, "toto", &r, 0);
+    publish(hub, "toto", 11);
+    publish(hub, "toto", 12);
+    assert_int_equal(r.member.held_count, 2);
+    hub_leave(hub, &r.member); /* ASan: the held references must be dropped */
+    assert_null(r.member.held);
+    assert_false(hub_has_consumer(hub, "toto", 4));
+    hub_leave(hub, &r.member); /* leaving twice is harmless */
+    assert_int_equal(r.count, 0);
+}
+
+static void hub_member_rewind__cursor__only_moves_backwards(void **state)
+{
+    struct hub *hub = *state;
+    struct recorder r;
+    join_catching_up(hub, "toto", &r, 500);
+    hub_member_rewind(&r.member, 20);
+    assert_int_equal(r.member.cursor, 20);
+    hub_member_rewind(&r.member, 30);
+    assert_int_equal(r.member.cursor, 20);
+    hub_leave(hub, &r.member);
+}
+
+static void hub_high_water__publishes_and_baselines__only_rises(void **state)
+{
+    struct hub *hub = *state;
+    assert_int_equal(hub_high_water(hub), 10);
+    publish(hub, "nobody", 15); /* unrouted events still count */
+    assert_int_equal(hub_high_water(hub), 15);
+    publish(hub, "nobody", 12);
+    assert_int_equal(hub_high_water(hub), 15);
+    hub_ingest_up(hub, 7, false); /* a lower baseline does not lower it */
+    assert_int_equal(hub_high_water(hub), 15);
+    hub_ingest_up(hub, 40, false);
+    assert_int_equal(hub_high_water(hub), 40);
+    struct recorder r;
+    join_live(hub, "toto", &r);
+    assert_int_equal(r.member.cursor, 40);
+    hub_leave(hub, &r.member);
+}
+
+struct resync_calls {
+    int count;
+    bool gap_fill;
+    struct hub *hub;
+};
+
+static void count_resync(struct hub *hub, bool gap_fill, void *arg)
+{
+    struct resync_calls *calls = arg;
+    calls->count++;
+    calls->gap_fill = gap_fill;
+    calls->hub = hub;
+}
+
+static void hub_ingest_up__every_reconnect__new_generation_and_resync(void **state)
+{
+    (void)state;
+    struct hub *hub = hub_new(16);
+    struct resync_calls calls = {0, false, NULL};
+    hub_set_resync_hook(hub, count_resync, &calls);
+    assert_int_equal(hub_live_generation(hub), 0);
+    assert_int_equal(hub_high_water(hub), HUB_CURSOR_UNSET);
+
+    hub_ingest_up(hub, 5, false);
+    uint64_t first = hub_live_generation(hub);
+    assert_true(first != 0);
+    assert_int_equal(calls.count, 1);
+    assert_false(calls.gap_fill);
+    assert_ptr_equal(calls.hub, hub);
+
+    hub_ingest_down(hub);
+    assert_int_equal(hub_live_generation(hub), 0);
+    hub_ingest_up(hub, 5, true);
+    uint64_t second = hub_live_generation(hub);
+    assert_true(second != 0 && second != first);
+    assert_int_equal(calls.count, 2);
+    assert_true(calls.gap_fill);
+    hub_free(hub);
+}
+
+static void hub_ingest_up__unset_member_with_replay__left_to_the_replay(void **state)
+{
+    (void)state;
+    struct hub *hub = hub_new(16);
+    struct recorder waiting, replaying;
+    join_live(hub, "toto", &waiting); /* no position known yet: parked */
+    join_live(hub, "toto", &replaying);
+    int job;
+    replaying.member.catchup.job = &job; /* as replay.c marks a running catch-up */
+    hub_ingest_up(hub, 20, false);
+    assert_int_equal(waiting.member.state, HUB_MEMBER_LIVE);
+    assert_int_equal(waiting.member.cursor, 20);
+    assert_int_equal(replaying.member.state, HUB_MEMBER_CATCHING_UP);
+    assert_int_equal(replaying.member.cursor, HUB_CURSOR_UNSET);
+    replaying.member.catchup.job = NULL;
+    hub_leave(hub, &waiting.member);
+    hub_leave(hub, &replaying.member);
+    hub_free(hub);
+}
+
+struct visit {
+    int consumers;
+    int members;
+    bool saw_a, saw_b;
+};
+
+static void visit_consumer(struct hub_consumer *c, void *arg)
+{
+    struct visit *v = arg;
+    v->consumers++;
+    const char *id = hub_consumer_id(c);
+    if (strcmp(id, "a") == 0)
+        v->saw_a = true;
+    if (strcmp(id, "b") == 0)
+        v->saw_b = true;
+    struct list_node *head = hub_consumer_members(c);
+    for (struct list_node *n = head->next; n != head; n = n->next)
+        v->members++;
+}
+
+static void hub_each_consumer__two_consumers__each_visited_once(void **state)
+{
+    struct hub *hub = *state;
+    struct recorder a1, a2, b1;
+    join_live(hub, "a", &a1);
+    join_live(hub, "a", &a2);
+    join_live(hub, "b", &b1);
+    struct visit v = {0, 0, false, false};
+    hub_each_consumer(hub, visit_consumer, &v);
+    assert_int_equal(v.consumers, 2);
+    assert_int_equal(v.members, 3);
+    assert_true(v.saw_a && v.saw_b);
+    hub_leave(hub, &a1.member);
+    hub_leave(hub, &a2.member);
+    hub_leave(hub, &b1.member);
+}
+
+static void hub_publish__subscriber_by_length__not_by_terminator(void **state)
+{
+    struct hub *hub = *state;
+    struct recorder r;
+    join_live(hub, "toto", &r);
+    struct frame *f = event(11);
+    assert_int_equal(hub_publish(hub, "totoX", 4, f), 1);
+    assert_int_equal(hub_publish(hub, "toto", 3, f), 0);
+    frame_unref(f);
+    assert_true(hub_has_consumer(hub, "toto!", 4));
+    assert_false(hub_has_consumer(hub, "toto", 3));
+    hub_leave(hub, &r.member);
+}
+
+static void hub_join__after_consumer_freed__fresh_consumer(void **state)
+{
+    struct hub *hub = *state;
+    struct recorder r;
+    join_live(hub, "toto", &r);
+    hub_leave(hub, &r.member);
+    assert_int_equal(hub_consumer_count(hub), 0);
+    join_live(hub, "toto", &r);
+    assert_int_equal(hub_consumer_count(hub), 1);
+    assert_int_equal(publish(hub, "toto", 11), 1);
+    int64_t expected[] = {11};
+    assert_ids(&r, expected, 1);
+    hub_leave(hub, &r.member);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -260,8 +546,8 @@ int main(void)
                                         teardown_hub),
         cmocka_unit_test_setup_teardown(hub_join__without_last_id__starts_at_high_water,
                                         setup_live_hub, teardown_hub),
-        cmocka_unit_test_setup_teardown(hub_publish__duplicate_or_older_id__skipped,
-                                        setup_live_hub, teardown_hub),
+        cmocka_unit_test_setup_teardown(hub_publish__duplicate_or_older_id__skipped, setup_live_hub,
+                                        teardown_hub),
         cmocka_unit_test_setup_teardown(
             hub_member_go_live__held_events__released_above_cursor_in_order, setup_live_hub,
             teardown_hub),
@@ -274,6 +560,32 @@ int main(void)
         cmocka_unit_test_setup_teardown(hub_join__many_consumers__each_routed, setup_live_hub,
                                         teardown_hub),
         cmocka_unit_test(hub_ingest_up__streams_opened_before__start_at_baseline),
+        cmocka_unit_test_setup_teardown(
+            hub_publish__held_ring_overflowed__replay_and_go_live_exactly_once, setup_live_hub,
+            teardown_hub),
+        cmocka_unit_test_setup_teardown(
+            hub_member_go_live__held_at_or_below_cursor__nothing_more_written, setup_live_hub,
+            teardown_hub),
+        cmocka_unit_test_setup_teardown(hub_member_go_live__nothing_held__live_from_cursor,
+                                        setup_live_hub, teardown_hub),
+        cmocka_unit_test_setup_teardown(hub_publish__live_and_catching_up_members__written_and_held,
+                                        setup_live_hub, teardown_hub),
+        cmocka_unit_test_setup_teardown(hub_member_begin_catchup__live_member__holds_until_go_live,
+                                        setup_live_hub, teardown_hub),
+        cmocka_unit_test_setup_teardown(hub_leave__catching_up_member_with_held_events__released,
+                                        setup_live_hub, teardown_hub),
+        cmocka_unit_test_setup_teardown(hub_member_rewind__cursor__only_moves_backwards,
+                                        setup_live_hub, teardown_hub),
+        cmocka_unit_test_setup_teardown(hub_high_water__publishes_and_baselines__only_rises,
+                                        setup_live_hub, teardown_hub),
+        cmocka_unit_test(hub_ingest_up__every_reconnect__new_generation_and_resync),
+        cmocka_unit_test(hub_ingest_up__unset_member_with_replay__left_to_the_replay),
+        cmocka_unit_test_setup_teardown(hub_each_consumer__two_consumers__each_visited_once,
+                                        setup_live_hub, teardown_hub),
+        cmocka_unit_test_setup_teardown(hub_publish__subscriber_by_length__not_by_terminator,
+                                        setup_live_hub, teardown_hub),
+        cmocka_unit_test_setup_teardown(hub_join__after_consumer_freed__fresh_consumer,
+                                        setup_live_hub, teardown_hub),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,9 +16,16 @@
 static char *compact(const char *text, enum json_kind *kind)
 {
     size_t len = strlen(text);
+    /* The input gets exactly len bytes on the heap, no terminator, so ASan
+     * reports any read past the end. */
+    char *in = malloc(len > 0 ? len : 1);
     char *out = malloc(len + 1);
+    assert_non_null(in);
     assert_non_null(out);
-    size_t n = json_compact(text, len, out, kind);
+    memcpy(in, text, len);
+    size_t n = json_compact(in, len, out, kind);
+    assert_true(n <= len);
+    free(in);
     if (n == 0) {
         assert_int_equal(*kind, JSON_KIND_INVALID);
         free(out);
@@ -85,12 +93,130 @@ static void json_compact__scalars__kind_reported(void **state)
 static void json_compact__invalid_text__refused(void **state)
 {
     (void)state;
-    const char *bad[] = {"",        "{",          "{\"a\" 1}",   "{\"a\":1,}",  "[1,]",
-                         "01",      "1.",         ".5",          "+1",          "tru",
-                         "\"a",     "\"\\x\"",    "\"\\u12\"",   "{} {}",       "{'a':1}",
-                         "\"\t\"",  "\"\xc3\"",   "\"\xed\xa0\x80\"", "NaN",    "[1 2]"};
+    const char *bad[] = {
+        "",          "{",     "{\"a\" 1}", "{\"a\":1,}", "[1,]",     "01",
+        "1.",        ".5",    "+1",        "tru",        "\"a",      "\"\\x\"",
+        "\"\\u12\"", "{} {}", "{'a':1}",   "\"\t\"",     "\"\xc3\"", "\"\xed\xa0\x80\"",
+        "NaN",       "[1 2]"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_invalid(bad[i]);
+}
+
+static void json_compact__unicode_escapes__kept_as_written(void **state)
+{
+    (void)state;
+    /* Escapes are copied, not decoded: \u00e9 stays six bytes, case kept. */
+    assert_compacts_to("[\"\\u00e9\", \"\\u00E9\", \"\\ud83d\\ude00\", \"\\u0000\"]",
+                       "[\"\\u00e9\",\"\\u00E9\",\"\\ud83d\\ude00\",\"\\u0000\"]", JSON_KIND_ARRAY);
+    /* Raw UTF-8 and DEL need no escape in JSON. */
+    assert_compacts_to("\"\xf0\x9f\x98\x80\x7f\"", "\"\xf0\x9f\x98\x80\x7f\"", JSON_KIND_STRING);
+}
+
+static void json_compact__bad_escapes_and_surrogates__refused(void **state)
+{
+    (void)state;
+    const char *bad[] = {
+        "\"\\ud83d\"",        /* high surrogate alone */
+        "\"\\ud83dx\"",       /* high surrogate, then text */
+        "\"\\ud83d\\u0041\"", /* high surrogate, then not a low one */
+        "\"\\ude00\"",        /* low surrogate alone */
+        "\"\\u00g0\"",        /* not hex */
+        "\"\\U00e9\"",        /* escapes are case sensitive */
+        "\"\\",               /* escape cut by the end */
+        "\"\\u00",            /* \u cut by the end */
+        "\"\\ud83d\\ude\"",   /* low half cut short */
+        "\"\\'\"",            /* not a JSON escape */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_invalid(bad[i]);
+}
+
+static void json_compact__malformed_numbers__refused(void **state)
+{
+    (void)state;
+    const char *bad[] = {"-",    "-a",    "1e",  "1e+",      "1.e5",      "-01",  "[-01]",    "00",
+                         "[.1]", "1.2.3", "0x1", "Infinity", "-Infinity", "[1e]", "{\"a\":-}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_invalid(bad[i]);
+}
+
+static void json_compact__valid_numbers__kind_number_verbatim(void **state)
+{
+    (void)state;
+    const char *good[] = {
+        "0",    "-0",      "-0.0",          "1e5",
+        "1E-5", "2.5e+10", "-123.456e-789", "100000000000000000000000000000000000000000.5"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        assert_compacts_to(good[i], good[i], JSON_KIND_NUMBER);
+}
+
+static void json_compact__structural_garbage__refused(void **state)
+{
+    (void)state;
+    const char *bad[] = {"{\"a\":1 \"b\":2}",
+                         "{,\"a\":1}",
+                         "{\"a\"}",
+                         "{1:2}",
+                         "[,1]",
+                         "[1,,2]",
+                         "]",
+                         "}",
+                         "{\"a\":1]",
+                         "[1}",
+                         "nul",
+                         "truex",
+                         "\xef\xbb\xbf{}" /* BOM */,
+                         "\"\n\"",
+                         "{\"a\":\"b\" , }",
+                         "  ",
+                         "\v{}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_invalid(bad[i]);
+}
+
+static void json_compact__empty_containers_and_keys__kept(void **state)
+{
+    (void)state;
+    assert_compacts_to("{ }", "{}", JSON_KIND_OBJECT);
+    assert_compacts_to("[ ]", "[]", JSON_KIND_ARRAY);
+    assert_compacts_to("{\"\" : [ {} , [ ] ] }", "{\"\":[{},[]]}", JSON_KIND_OBJECT);
+    /* Duplicate keys are JSON text like any other: kept, in order. */
+    assert_compacts_to("{\"a\": 1, \"a\": 2}", "{\"a\":1,\"a\":2}", JSON_KIND_OBJECT);
+    assert_compacts_to("false", "false", JSON_KIND_FALSE);
+}
+
+static void json_compact__validate_only__same_length(void **state)
+{
+    (void)state;
+    const char text[] = "{ \"a\" : [ 1 , 2 ] }";
+    enum json_kind kind;
+    assert_int_equal(json_compact(text, strlen(text), NULL, &kind), strlen("{\"a\":[1,2]}"));
+    assert_int_equal(kind, JSON_KIND_OBJECT);
+}
+
+static void json_compact__objects_nested_at_limit__accepted_then_refused(void **state)
+{
+    (void)state;
+    /* Objects count towards the depth like arrays: {"a":{"a":...{}...}}. */
+    size_t depth = JSON_MAX_DEPTH + 1;
+    char *text = malloc(depth * 6 + 1);
+    assert_non_null(text);
+    char *p = text;
+    for (size_t i = 0; i < depth - 1; i++)
+        p += sprintf(p, "{\"a\":");
+    p += sprintf(p, "{}");
+    for (size_t i = 0; i < depth - 1; i++)
+        *p++ = '}';
+    *p = '\0';
+    enum json_kind kind;
+    assert_int_equal(json_compact(text, strlen(text), NULL, &kind), 0);
+    assert_int_equal(kind, JSON_KIND_INVALID);
+    /* One level less: from the second '{' on it is JSON_MAX_DEPTH deep. */
+    const char *inner = text + strlen("{\"a\":");
+    size_t inner_len = strlen(inner) - 1;
+    assert_int_equal(json_compact(inner, inner_len, NULL, &kind), inner_len);
+    assert_int_equal(kind, JSON_KIND_OBJECT);
+    free(text);
 }
 
 static char *nested(size_t depth)
@@ -161,6 +287,67 @@ static void json_members_begin__not_an_object__false(void **state)
     assert_false(json_members_begin(&it, "", 0));
 }
 
+static void json_members__empty_object__done_at_once(void **state)
+{
+    (void)state;
+    struct json_members it;
+    struct json_member m;
+    assert_true(json_members_begin(&it, " { } ", 5));
+    assert_int_equal(json_members_next(&it, &m), 0);
+    assert_int_equal(json_members_next(&it, &m), 0); /* stays done */
+}
+
+static void json_members__malformed_object__error_and_stays_error(void **state)
+{
+    (void)state;
+    const char *bad[] = {"{\"a\":1,}",        "{,\"a\":1}", "{\"a\" 1}",   "{\"a\":}",
+                         "{\"a\":1 \"b\":2}", "{\"a\":1",   "{\"a\":[1,}", "{a:1}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct json_members it;
+        struct json_member m;
+        assert_true(json_members_begin(&it, bad[i], strlen(bad[i])));
+        int rc;
+        int steps = 0;
+        while ((rc = json_members_next(&it, &m)) == 1)
+            steps++;
+        if (rc != -1)
+            fail_msg("'%s' ended with %d after %d members", bad[i], rc, steps);
+        assert_int_equal(json_members_next(&it, &m), -1);
+    }
+}
+
+static void json_members__nested_values__spans_cover_whole_value(void **state)
+{
+    (void)state;
+    const char text[] = "{\"o\": {\"x\": [1, {\"y\": \"}\"}]}, \"s\": \"a\\\"}\", \"n\": null}";
+    struct json_members it;
+    struct json_member m;
+    assert_true(json_members_begin(&it, text, strlen(text)));
+    assert_int_equal(json_members_next(&it, &m), 1);
+    assert_int_equal(m.kind, JSON_KIND_OBJECT);
+    assert_int_equal(m.value_len, strlen("{\"x\": [1, {\"y\": \"}\"}]}"));
+    assert_memory_equal(m.value, "{\"x\": [1, {\"y\": \"}\"}]}", m.value_len);
+    assert_int_equal(json_members_next(&it, &m), 1);
+    assert_int_equal(m.key_len, 3);
+    assert_memory_equal(m.key, "\"s\"", 3);
+    assert_memory_equal(m.value, "\"a\\\"}\"", m.value_len);
+    assert_int_equal(json_members_next(&it, &m), 1);
+    assert_int_equal(m.kind, JSON_KIND_NULL);
+    assert_int_equal(json_members_next(&it, &m), 0);
+}
+
+static void json_string_equals__raw_and_escaped_keys__decoded_comparison(void **state)
+{
+    (void)state;
+    assert_true(json_string_equals("\"id\"", 4, "id"));
+    assert_true(json_string_equals("\"\\u0069d\"", 9, "id"));
+    assert_true(json_string_equals("\"\\u0069\\u0064\"", 14, "id"));
+    assert_false(json_string_equals("\"ids\"", 5, "id"));
+    assert_false(json_string_equals("\"i\"", 3, "id"));
+    assert_false(json_string_equals("\"\\u0069\"", 8, "id"));
+    assert_false(json_string_equals("\"ID\"", 4, "id"));
+}
+
 static void json_string_decode__escapes__decoded(void **state)
 {
     (void)state;
@@ -182,6 +369,47 @@ static void json_string_decode__nul_or_lone_surrogate__refused(void **state)
     assert_false(json_string_decode("\"abc", 4, out, &len));
 }
 
+static void json_string_decode__all_simple_escapes__decoded(void **state)
+{
+    (void)state;
+    const char raw[] = "\"\\b\\f\\n\\r\\t\\\\\\/\\\"\"";
+    char out[sizeof(raw)];
+    size_t len = 99;
+    assert_true(json_string_decode(raw, strlen(raw), out, &len));
+    assert_int_equal(len, 8);
+    assert_memory_equal(out, "\b\f\n\r\t\\/\"", 9);
+}
+
+static void json_string_decode__code_point_widths__utf8_encoded(void **state)
+{
+    (void)state;
+    /* U+007F, U+0080, U+07FF, U+0800, U+FFFF, U+10000, U+10FFFF */
+    const char raw[] = "\"\\u007f\\u0080\\u07ff\\u0800\\uffff\\ud800\\udc00\\udbff\\udfff\"";
+    char out[sizeof(raw)];
+    size_t len = 0;
+    assert_true(json_string_decode(raw, strlen(raw), out, &len));
+    const char expected[] = "\x7f\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf\xf0\x90\x80\x80"
+                            "\xf4\x8f\xbf\xbf";
+    assert_int_equal(len, sizeof(expected) - 1);
+    assert_memory_equal(out, expected, sizeof(expected));
+}
+
+static void json_string_decode__not_a_single_token__refused(void **state)
+{
+    (void)state;
+    char out[32];
+    size_t len;
+    assert_false(json_string_decode("abc", 3, out, &len));      /* no quotes */
+    assert_false(json_string_decode("\"", 1, out, &len));       /* lone quote */
+    assert_false(json_string_decode("\"a\"b", 4, out, &len));   /* trailing text */
+    assert_false(json_string_decode("\"a\"\"", 4, out, &len));  /* two tokens */
+    assert_false(json_string_decode("\"\\q\"", 4, out, &len));  /* bad escape */
+    assert_false(json_string_decode("\"\xc3\"", 3, out, &len)); /* bad UTF-8 */
+    assert_true(json_string_decode("\"\"", 2, out, &len));
+    assert_int_equal(len, 0);
+    assert_string_equal(out, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -190,12 +418,27 @@ int main(void)
         cmocka_unit_test(json_compact__strings__escapes_and_spaces_kept),
         cmocka_unit_test(json_compact__scalars__kind_reported),
         cmocka_unit_test(json_compact__invalid_text__refused),
+        cmocka_unit_test(json_compact__unicode_escapes__kept_as_written),
+        cmocka_unit_test(json_compact__bad_escapes_and_surrogates__refused),
+        cmocka_unit_test(json_compact__malformed_numbers__refused),
+        cmocka_unit_test(json_compact__valid_numbers__kind_number_verbatim),
+        cmocka_unit_test(json_compact__structural_garbage__refused),
+        cmocka_unit_test(json_compact__empty_containers_and_keys__kept),
+        cmocka_unit_test(json_compact__validate_only__same_length),
         cmocka_unit_test(json_compact__nesting__limited_to_max_depth),
+        cmocka_unit_test(json_compact__objects_nested_at_limit__accepted_then_refused),
         cmocka_unit_test(json_members__object__members_in_order),
         cmocka_unit_test(json_members__garbage_after_object__error),
         cmocka_unit_test(json_members_begin__not_an_object__false),
+        cmocka_unit_test(json_members__empty_object__done_at_once),
+        cmocka_unit_test(json_members__malformed_object__error_and_stays_error),
+        cmocka_unit_test(json_members__nested_values__spans_cover_whole_value),
+        cmocka_unit_test(json_string_equals__raw_and_escaped_keys__decoded_comparison),
         cmocka_unit_test(json_string_decode__escapes__decoded),
         cmocka_unit_test(json_string_decode__nul_or_lone_surrogate__refused),
+        cmocka_unit_test(json_string_decode__all_simple_escapes__decoded),
+        cmocka_unit_test(json_string_decode__code_point_widths__utf8_encoded),
+        cmocka_unit_test(json_string_decode__not_a_single_token__refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

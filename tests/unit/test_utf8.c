@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -41,7 +42,7 @@ static void utf8_valid__ill_formed__refused(void **state)
         "\xf4\x90\x80\x80", /* above U+10FFFF */
         "\xf5\x80\x80\x80",
         "\xff",
-        "a\xc3(",           /* bad continuation */
+        "a\xc3(", /* bad continuation */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         if (valid(bad[i]))
@@ -62,12 +63,73 @@ static void utf8_sequence_length__each_width__length(void **state)
     assert_int_equal(utf8_sequence_length(s + 6, end - 1), 0);
 }
 
+/* The first and last valid lead/continuation pairs of each range of
+ * RFC 3629's table, and the bytes just outside them. */
+static void utf8_valid__range_boundaries__exact(void **state)
+{
+    (void)state;
+    const char *good[] = {
+        "\x7f",             /* U+007F, last one-byte */
+        "\xc2\x80",         /* U+0080, first two-byte */
+        "\xdf\xbf",         /* U+07FF */
+        "\xe0\xa0\x80",     /* U+0800, first three-byte */
+        "\xed\x9f\xbf",     /* U+D7FF, just below the surrogates */
+        "\xee\x80\x80",     /* U+E000, just above them */
+        "\xef\xbf\xbf",     /* U+FFFF */
+        "\xf0\x90\x80\x80", /* U+10000, first four-byte */
+        "\xf4\x8f\xbf\xbf", /* U+10FFFF, the last code point */
+    };
+    const char *bad[] = {
+        "\xc1\xbf",             /* overlong U+007F */
+        "\xe0\x9f\xbf",         /* overlong U+07FF */
+        "\xf0\x8f\xbf\xbf",     /* overlong U+FFFF */
+        "\xf4\x90\x80\x80",     /* U+110000 */
+        "\xc2\xc0",             /* continuation above 0xBF */
+        "\xe1\x80\x7f",         /* third byte not a continuation */
+        "\xf1\x80\x80\xc0",     /* fourth byte not a continuation */
+        "\xf8\x88\x80\x80\x80", /* five-byte form */
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        if (!valid(good[i]))
+            fail_msg("refused good sample %zu", i);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (valid(bad[i]))
+            fail_msg("accepted bad sample %zu", i);
+    }
+}
+
+static void utf8_valid__nul_byte__valid_code_point(void **state)
+{
+    (void)state;
+    /* U+0000 is valid UTF-8; callers that cannot carry it check for it. */
+    assert_true(utf8_valid("a\0b", 3));
+}
+
+static void utf8_valid__length_bounds_the_scan(void **state)
+{
+    (void)state;
+    /* A sequence cut by len is refused even though its bytes follow in
+     * memory; on the heap with exactly len bytes, ASan sees any over-read. */
+    char *cut = malloc(3);
+    assert_non_null(cut);
+    memcpy(cut, "a\xe2\x82", 3);
+    assert_false(utf8_valid(cut, 3));
+    assert_true(utf8_valid(cut, 1));
+    free(cut);
+    assert_false(utf8_valid("\xe2\x82\xac", 2));
+    assert_true(utf8_valid("\xe2\x82\xac", 0));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(utf8_valid__well_formed__accepted),
         cmocka_unit_test(utf8_valid__ill_formed__refused),
         cmocka_unit_test(utf8_sequence_length__each_width__length),
+        cmocka_unit_test(utf8_valid__range_boundaries__exact),
+        cmocka_unit_test(utf8_valid__nul_byte__valid_code_point),
+        cmocka_unit_test(utf8_valid__length_bounds_the_scan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
