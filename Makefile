@@ -11,9 +11,9 @@
 
 CC ?= cc
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
-PKGS := libpq libevent jansson
+PKGS := libpq libevent jansson libnats libjwt
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
 
 WARNINGS := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wno-format-nonliteral -Wno-format-zero-length
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -DPIPER_VERSION=\"$(VERSION)\" $(WARNINGS) $(PKG_CFLAGS) -Isrc
@@ -33,7 +33,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_RELEASE := $(patsubst tests/unit/%.c,build/release/tests/%,$(UNIT_SRCS))
 UNIT_ASAN := $(patsubst tests/unit/%.c,build/asan/tests/%,$(UNIT_SRCS))
 
-TOOLS := build/tools/sse-client
+TOOLS := build/tools/sse-client build/tools/nats-publish
 TOOL_TESTS := build/tools/test_sse_stream
 
 .PHONY: all build run test unit unit-asan integration asan fuzz deps test-deps clean format psql bench
@@ -69,6 +69,10 @@ build/tools/sse-client: tests/tools/sse_client.c tests/tools/sse_stream.c tests/
 	@mkdir -p $(dir $@)
 	$(CC) $(RELEASE_CFLAGS) -Itests/tools -o $@ tests/tools/sse_client.c tests/tools/sse_stream.c \
 		$(PKG_LIBS)
+
+build/tools/nats-publish: tests/tools/nats_publish.c
+	@mkdir -p $(dir $@)
+	$(CC) $(RELEASE_CFLAGS) -o $@ $< $(PKG_LIBS)
 
 build/tools/test_sse_stream: tests/tools/test_sse_stream.c tests/tools/sse_stream.c tests/tools/sse_stream.h
 	@mkdir -p $(dir $@)

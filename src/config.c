@@ -95,7 +95,30 @@ static const struct setting settings[] = {
     {"LOG_FORMAT", SETTING_CHOICE, offsetof(struct config, log_format), "logfmt", 0, 0,
      log_format_choices, "logfmt or json"},
     {"INGEST", SETTING_CHOICE, offsetof(struct config, ingest), "pg_notify", 0, 0, ingest_choices,
-     "where live events come from"},
+     "where live events come from: PostgreSQL notifications, or Debezium over NATS JetStream"},
+    {"NATS_URL", SETTING_STRING, offsetof(struct config, nats_url), "nats://127.0.0.1:4222", 0, 0,
+     NULL, "NATS server(s), comma-separated (INGEST=nats)"},
+    {"NATS_SUBJECT", SETTING_STRING, offsetof(struct config, nats_subject), "piper.public.events",
+     0, 0, NULL, "subject Debezium publishes the events table's changes on"},
+    {"NATS_STREAM", SETTING_STRING, offsetof(struct config, nats_stream), "", 0, 0, NULL,
+     "JetStream stream holding NATS_SUBJECT; empty: looked up by subject"},
+    {"NATS_RECONNECT_MS", SETTING_INT, offsetof(struct config, nats_reconnect_ms), "500", 10,
+     60000, NULL, "delay between attempts to reconnect to NATS (forever)"},
+    {"CORS_ORIGINS", SETTING_STRING, offsetof(struct config, cors_origins), "", 0, 0, NULL,
+     "origins allowed to read streams from a browser, comma-separated, or *; empty: none"},
+    {"JWT_HS256_SECRET", SETTING_STRING, offsetof(struct config, jwt_hs256_secret), "", 0, 0,
+     NULL, "shared secret (32+ bytes) for HS256 tokens; setting it turns authentication on"},
+    {"JWT_RS256_PUBLIC_KEY_FILE", SETTING_STRING,
+     offsetof(struct config, jwt_rs256_public_key_file), "", 0, 0, NULL,
+     "PEM public key for RS256 tokens; setting it turns authentication on"},
+    {"JWT_CONSUMER_CLAIM", SETTING_STRING, offsetof(struct config, jwt_consumer_claim), "sub", 0,
+     0, NULL, "token claim holding the consumer id"},
+    {"API_KEYS_FILE", SETTING_STRING, offsetof(struct config, api_keys_file), "", 0, 0, NULL,
+     "file of 'sk_... consumer-id' lines; setting it turns authentication on"},
+    {"DEMO", SETTING_INT, offsetof(struct config, demo), "0", 0, 1, NULL,
+     "1 enables POST /demo/events, which inserts test events (never in production)"},
+    {"DEMO_DIR", SETTING_STRING, offsetof(struct config, demo_dir), "examples/demo", 0, 0, NULL,
+     "directory of the demo page served at /"},
 };
 
 #define SETTINGS_COUNT (sizeof(settings) / sizeof(settings[0]))
@@ -386,8 +409,16 @@ void config_log(const struct config *cfg)
     config_mask_conninfo(cfg->database_url, masked, sizeof(masked));
     log_info("configuration",
              "version=%s database_url=%s bind_address=%s port=%lld heartbeat_seconds=%lld "
-             "max_sessions=%lld replay_pool_size=%lld replay_page_rows=%lld ingest=%s",
+             "max_sessions=%lld replay_pool_size=%lld replay_page_rows=%lld ingest=%s "
+             "cors_origins=%s auth_hs256=%d auth_rs256=%d api_keys=%d demo=%lld",
              PIPER_VERSION, masked, cfg->bind_address, cfg->port, cfg->heartbeat_seconds,
              cfg->max_sessions, cfg->replay_pool_size, cfg->replay_page_rows,
-             ingest_choices[cfg->ingest]);
+             ingest_choices[cfg->ingest], cfg->cors_origins, cfg->jwt_hs256_secret[0] != '\0',
+             cfg->jwt_rs256_public_key_file[0] != '\0', cfg->api_keys_file[0] != '\0',
+             cfg->demo);
+    if (cfg->ingest != INGEST_NATS)
+        return;
+    config_mask_conninfo(cfg->nats_url, masked, sizeof(masked));
+    log_info("nats ingest", "nats_url=%s nats_subject=%s nats_stream=%s", masked,
+             cfg->nats_subject, cfg->nats_stream);
 }

@@ -45,6 +45,17 @@ struct config {
     long long log_level;  /* enum log_level */
     long long log_format; /* enum log_format */
     long long ingest;     /* enum ingest_kind */
+    char *nats_url;
+    char *nats_subject;
+    char *nats_stream;
+    long long nats_reconnect_ms;
+    char *cors_origins;
+    char *jwt_hs256_secret;
+    char *jwt_rs256_public_key_file;
+    char *jwt_consumer_claim;
+    char *api_keys_file;
+    long long demo;
+    char *demo_dir;
 };
 
 enum config_result { CONFIG_OK, CONFIG_EXIT_SUCCESS, CONFIG_INVALID };

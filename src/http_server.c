@@ -18,7 +18,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -27,6 +29,8 @@
 #include <event2/listener.h>
 #include <jansson.h>
 
+#include "auth.h"
+#include "demo.h"
 #include "log.h"
 #include "request.h"
 
@@ -39,6 +43,8 @@ struct http_server {
     const struct config *cfg;
     struct sessions *sessions;
     struct http_server_hooks hooks;
+    struct auth *auth;  /* NULL: no authentication */
+    struct demo *demo;
     struct evhttp *http;
     struct evconnlistener *listener;
     struct event *resume_ev;  /* re-enables accepting after a pass or a pause */
@@ -48,7 +54,7 @@ struct http_server {
     unsigned accept_errors_logged;
 };
 
-enum route_methods { ROUTE_GET = 1, ROUTE_HEAD = 2 };
+enum route_methods { ROUTE_GET = 1, ROUTE_HEAD = 2, ROUTE_POST = 4, ROUTE_OPTIONS = 8 };
 
 struct route {
     const char *path;
@@ -83,47 +89,326 @@ static void send_error(struct evhttp_request *req, int code, const char *reason,
     send_json(req, code, reason, json_pack("{s:s, s:s}", "error", error, "message", message));
 }
 
-static void handle_events(struct http_server *server, struct evhttp_request *req)
+/* ---- CORS ---- */
+
+/* Whether origin is in CORS_ORIGINS (comma-separated, spaces allowed). */
+static bool origin_listed(const char *list, const char *origin)
 {
-    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
-    const char *consumer = evhttp_find_header(in, "X-Consumer-Id");
+    size_t origin_len = strlen(origin);
+    for (const char *p = list; *p != '\0';) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *end = p;
+        while (*end != '\0' && *end != ',' && *end != ' ')
+            end++;
+        if ((size_t)(end - p) == origin_len && memcmp(p, origin, origin_len) == 0)
+            return true;
+        p = end;
+    }
+    return false;
+}
+
+static bool cors_wildcard(const struct http_server *server)
+{
+    return origin_listed(server->cfg->cors_origins, "*");
+}
+
+/* Adds the CORS answer for the request's Origin, if it may have one.
+ * Listed origins are echoed and may send credentials; "*" allows anyone to
+ * read, without credentials. Returns false for a foreign origin. */
+static bool cors_allow(struct http_server *server, struct evhttp_request *req)
+{
+    const char *origin = evhttp_find_header(evhttp_request_get_input_headers(req), "Origin");
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    if (origin == NULL)
+        return true;
+    evhttp_add_header(out, "Vary", "Origin");
+    if (origin_listed(server->cfg->cors_origins, origin)) {
+        evhttp_add_header(out, "Access-Control-Allow-Origin", origin);
+        evhttp_add_header(out, "Access-Control-Allow-Credentials", "true");
+        return true;
+    }
+    if (cors_wildcard(server)) {
+        evhttp_add_header(out, "Access-Control-Allow-Origin", "*");
+        return true;
+    }
+    return false;
+}
+
+static void handle_preflight(struct http_server *server, struct evhttp_request *req,
+                             const char *methods)
+{
+    if (evhttp_find_header(evhttp_request_get_input_headers(req), "Origin") == NULL) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", methods);
+        evhttp_send_reply(req, 204, "No Content", NULL);
+        return;
+    }
+    if (!cors_allow(server, req)) {
+        send_error(req, 403, "Forbidden", REJECT_FORBIDDEN, "origin_not_allowed",
+                   "this origin is not in CORS_ORIGINS");
+        return;
+    }
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    evhttp_add_header(out, "Access-Control-Allow-Methods", methods);
+    evhttp_add_header(out, "Access-Control-Allow-Headers",
+                      "Last-Event-ID, X-Consumer-Id, Authorization, Content-Type");
+    evhttp_add_header(out, "Access-Control-Max-Age", "600");
+    evhttp_send_reply(req, 204, "No Content", NULL);
+}
+
+/* ---- who is asking ---- */
+
+/* Header first, then the query parameter (EventSource cannot send headers). */
+static const char *lookup(struct evhttp_request *req, struct evkeyvalq *query,
+                          const char *header, const char *param)
+{
+    const char *value = evhttp_find_header(evhttp_request_get_input_headers(req), header);
+    return value != NULL ? value : evhttp_find_header(query, param);
+}
+
+static const char *bearer_credential(struct evhttp_request *req, struct evkeyvalq *query)
+{
+    const char *value = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (value == NULL)
+        return evhttp_find_header(query, "access_token");
+    if (evutil_ascii_strncasecmp(value, "Bearer ", 7) != 0)
+        return "";
+    value += 7;
+    while (*value == ' ')
+        value++;
+    return value;
+}
+
+/* With authentication on, checks the credential and the consumer asked
+ * for (NULL: the credential's own). Answers 401/403 itself and returns
+ * false; on success *id holds the identity. */
+static bool authorize(struct http_server *server, struct evhttp_request *req,
+                      struct evkeyvalq *query, const char *consumer, struct auth_identity *id)
+{
+    const char *why = NULL;
+    const char *credential = bearer_credential(req, query);
+    if (credential == NULL) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
+        send_error(req, 401, "Unauthorized", REJECT_UNAUTHORIZED, "missing_token",
+                   "send Authorization: Bearer <token> or ?access_token=");
+        return false;
+    }
+    enum auth_result r = auth_check(server->auth, credential, time(NULL), id, &why);
+    if (r != AUTH_OK) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                          r == AUTH_EXPIRED ? "Bearer error=\"invalid_token\", "
+                                              "error_description=\"expired\""
+                                            : "Bearer error=\"invalid_token\"");
+        send_error(req, 401, "Unauthorized", REJECT_UNAUTHORIZED,
+                   r == AUTH_EXPIRED ? "token_expired" : "invalid_token", why);
+        return false;
+    }
+    if (consumer != NULL && strcmp(consumer, id->consumer_id) != 0) {
+        auth_identity_clear(id);
+        send_error(req, 403, "Forbidden", REJECT_FORBIDDEN, "wrong_consumer",
+                   "this credential does not allow that consumer id");
+        return false;
+    }
+    return true;
+}
+
+/* ---- GET /events ---- */
+
+static void open_stream(struct http_server *server, struct evhttp_request *req,
+                        struct evkeyvalq *query)
+{
+    const char *consumer = lookup(req, query, "X-Consumer-Id", "consumer_id");
     const char *why = NULL;
     int64_t last_id = 0;
+    struct auth_identity id = {0};
 
+    if (!cors_allow(server, req)) {
+        send_error(req, 403, "Forbidden", REJECT_FORBIDDEN, "origin_not_allowed",
+                   "this origin is not in CORS_ORIGINS");
+        return;
+    }
+    if (server->auth != NULL) {
+        if (!authorize(server, req, query, consumer, &id))
+            return;
+        consumer = id.consumer_id;
+    }
+    if (consumer == NULL) {
+        send_error(req, 400, "Bad Request", REJECT_BAD_REQUEST, "missing_consumer_id",
+                   "the X-Consumer-Id header (or consumer_id parameter) is required");
+        goto done;
+    }
+    if (!request_consumer_id_valid(consumer, (size_t)server->cfg->consumer_id_max_bytes, &why)) {
+        send_error(req, 400, "Bad Request", REJECT_BAD_REQUEST, "invalid_consumer_id", why);
+        goto done;
+    }
+    enum last_event_id has_last = request_parse_last_event_id(
+        lookup(req, query, "Last-Event-ID", "last_event_id"), &last_id);
+    if (has_last == LAST_EVENT_ID_INVALID) {
+        send_error(req, 400, "Bad Request", REJECT_BAD_REQUEST, "invalid_last_event_id",
+                   "Last-Event-ID must be a non-negative integer");
+        goto done;
+    }
+    if (sessions_count(server->sessions) >= (size_t)server->cfg->max_sessions) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "5");
+        send_error(req, 503, "Service Unavailable", REJECT_TOO_MANY_SESSIONS, "too_many_sessions",
+                   "this instance is at its stream limit; retry later or elsewhere");
+        goto done;
+    }
+    if (!session_start(server->sessions, req, consumer, has_last == LAST_EVENT_ID_PRESENT,
+                       last_id, id.expires_at)) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "5");
+        send_error(req, 503, "Service Unavailable", REJECT_TOO_MANY_SESSIONS, "out_of_memory",
+                   "cannot open a stream now; retry later");
+    }
+done:
+    auth_identity_clear(&id);
+}
+
+static void handle_events(struct http_server *server, struct evhttp_request *req)
+{
+    struct evkeyvalq query;
+    const char *text = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_OPTIONS) {
+        handle_preflight(server, req, "GET, OPTIONS");
+        return;
+    }
     if (!server->accepting) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
         send_error(req, 503, "Service Unavailable", REJECT_SHUTTING_DOWN, "shutting_down",
                    "this instance is shutting down; reconnect");
         return;
     }
-    if (consumer == NULL) {
-        send_error(req, 400, "Bad Request", REJECT_BAD_REQUEST, "missing_consumer_id",
-                   "the X-Consumer-Id header is required");
+    TAILQ_INIT(&query);
+    if (text != NULL && evhttp_parse_query_str(text, &query) != 0) {
+        send_error(req, 400, "Bad Request", REJECT_BAD_REQUEST, "invalid_query",
+                   "the query string is malformed");
         return;
+    }
+    open_stream(server, req, &query);
+    evhttp_clear_headers(&query);
+}
+
+/* ---- the demo page ---- */
+
+static void handle_page(struct http_server *server, struct evhttp_request *req, const char *path)
+{
+    const struct demo_file *f = server->demo != NULL ? demo_find(server->demo, path) : NULL;
+    if (f == NULL) {
+        send_error(req, 404, "Not Found", REJECT_NOT_FOUND, "not_found", "no such path");
+        return;
+    }
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    struct evbuffer *body = evbuffer_new();
+    evhttp_add_header(out, "Content-Type", f->content_type);
+    evhttp_add_header(out, "Cache-Control", "no-cache");
+    evhttp_add_header(out, "X-Content-Type-Options", "nosniff");
+    if (body != NULL && evhttp_request_get_command(req) == EVHTTP_REQ_GET)
+        evbuffer_add_reference(body, f->bytes, f->len, NULL, NULL);
+    evhttp_send_reply(req, 200, "OK", body);
+    if (body != NULL)
+        evbuffer_free(body);
+}
+
+/* A demo insert waiting for the database; the connection close callback
+ * cancels it if the client leaves first (evhttp then frees the request). */
+struct pending_insert {
+    struct evhttp_request *req;
+    struct demo_insert *insert;
+};
+
+static void on_insert_client_gone(struct evhttp_connection *evcon, void *arg)
+{
+    struct pending_insert *p = arg;
+    (void)evcon;
+    demo_insert_cancel(p->insert);
+    free(p);
+}
+
+static void on_demo_inserted(void *arg, int64_t id, const char *error)
+{
+    struct pending_insert *p = arg;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(p->req);
+    if (evcon != NULL)
+        evhttp_connection_set_closecb(evcon, NULL, NULL);
+    if (id > 0)
+        send_json(p->req, 201, "Created", json_pack("{s:I}", "id", (json_int_t)id));
+    else
+        send_error(p->req, 503, "Service Unavailable", REJECT_BAD_REQUEST, "insert_failed",
+                   error);
+    free(p);
+}
+
+static json_t *read_json_body(struct evhttp_request *req)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    const char *bytes = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
+    return bytes != NULL ? json_loadb(bytes, len, 0, NULL) : NULL;
+}
+
+/* POST /demo/events {"consumer_id": "...", "type": "...", "payload": {...}} */
+static void handle_demo_insert(struct http_server *server, struct evhttp_request *req)
+{
+    const char *why = NULL;
+    struct auth_identity id = {0};
+    json_t *body = NULL;
+    char *payload = NULL;
+
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_OPTIONS) {
+        handle_preflight(server, req, "POST, OPTIONS");
+        return;
+    }
+    if (!server->cfg->demo) {
+        send_error(req, 404, "Not Found", REJECT_NOT_FOUND, "demo_disabled",
+                   "test inserts are off; start the service with DEMO=1");
+        return;
+    }
+    if (!cors_allow(server, req)) {
+        send_error(req, 403, "Forbidden", REJECT_FORBIDDEN, "origin_not_allowed",
+                   "this origin is not in CORS_ORIGINS");
+        return;
+    }
+    body = read_json_body(req);
+    const char *consumer = json_string_value(json_object_get(body, "consumer_id"));
+    const char *type = json_string_value(json_object_get(body, "type"));
+    json_t *payload_value = json_object_get(body, "payload");
+    if (!json_is_object(body) || consumer == NULL || !json_is_object(payload_value)) {
+        send_error(req, 400, "Bad Request", REJECT_BAD_REQUEST, "invalid_body",
+                   "expected {\"consumer_id\": string, \"type\": string, \"payload\": object}");
+        goto done;
+    }
+    if (server->auth != NULL) {
+        struct evkeyvalq none;
+        TAILQ_INIT(&none);
+        if (!authorize(server, req, &none, consumer, &id))
+            goto done;
     }
     if (!request_consumer_id_valid(consumer, (size_t)server->cfg->consumer_id_max_bytes, &why)) {
         send_error(req, 400, "Bad Request", REJECT_BAD_REQUEST, "invalid_consumer_id", why);
-        return;
+        goto done;
     }
-    enum last_event_id has_last =
-        request_parse_last_event_id(evhttp_find_header(in, "Last-Event-ID"), &last_id);
-    if (has_last == LAST_EVENT_ID_INVALID) {
-        send_error(req, 400, "Bad Request", REJECT_BAD_REQUEST, "invalid_last_event_id",
-                   "Last-Event-ID must be a non-negative integer");
-        return;
+    if (type == NULL || type[0] == '\0' || strpbrk(type, "\r\n") != NULL) {
+        send_error(req, 400, "Bad Request", REJECT_BAD_REQUEST, "invalid_type",
+                   "type must be a non-empty string without line breaks");
+        goto done;
     }
-    if (sessions_count(server->sessions) >= (size_t)server->cfg->max_sessions) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "5");
-        send_error(req, 503, "Service Unavailable", REJECT_TOO_MANY_SESSIONS, "too_many_sessions",
-                   "this instance is at its stream limit; retry later or elsewhere");
-        return;
+    payload = json_dumps(payload_value, JSON_COMPACT);
+    struct pending_insert *p = calloc(1, sizeof(*p));
+    if (payload == NULL || p == NULL ||
+        (p->insert = demo_insert(server->demo, consumer, type, payload, on_demo_inserted, p)) ==
+            NULL) {
+        free(p);
+        send_error(req, 503, "Service Unavailable", REJECT_BAD_REQUEST, "out_of_memory",
+                   "cannot insert now");
+        goto done;
     }
-    if (!session_start(server->sessions, req, consumer, has_last == LAST_EVENT_ID_PRESENT,
-                       last_id)) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "5");
-        send_error(req, 503, "Service Unavailable", REJECT_TOO_MANY_SESSIONS, "out_of_memory",
-                   "cannot open a stream now; retry later");
-    }
+    p->req = req;
+    evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_insert_client_gone, p);
+done:
+    free(payload);
+    json_decref(body);
+    auth_identity_clear(&id);
 }
 
 static void handle_healthz(struct http_server *server, struct evhttp_request *req)
@@ -165,8 +450,18 @@ static void handle_metrics(struct http_server *server, struct evhttp_request *re
     evbuffer_free(out);
 }
 
+static void handle_demo_page(struct http_server *server, struct evhttp_request *req)
+{
+    handle_page(server, req, evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req)));
+}
+
 static const struct route routes[] = {
-    {"/events", ROUTE_GET, "GET", handle_events},
+    {"/events", ROUTE_GET | ROUTE_OPTIONS, "GET, OPTIONS", handle_events},
+    {"/demo/events", ROUTE_POST | ROUTE_OPTIONS, "POST, OPTIONS", handle_demo_insert},
+    {"/", ROUTE_GET | ROUTE_HEAD, "GET, HEAD", handle_demo_page},
+    {"/index.html", ROUTE_GET | ROUTE_HEAD, "GET, HEAD", handle_demo_page},
+    {"/app.js", ROUTE_GET | ROUTE_HEAD, "GET, HEAD", handle_demo_page},
+    {"/style.css", ROUTE_GET | ROUTE_HEAD, "GET, HEAD", handle_demo_page},
     {"/healthz", ROUTE_GET | ROUTE_HEAD, "GET, HEAD", handle_healthz},
     {"/readyz", ROUTE_GET | ROUTE_HEAD, "GET, HEAD", handle_readyz},
     {"/metrics", ROUTE_GET | ROUTE_HEAD, "GET, HEAD", handle_metrics},
@@ -179,6 +474,10 @@ static int method_bit(enum evhttp_cmd_type type)
         return ROUTE_GET;
     case EVHTTP_REQ_HEAD:
         return ROUTE_HEAD;
+    case EVHTTP_REQ_POST:
+        return ROUTE_POST;
+    case EVHTTP_REQ_OPTIONS:
+        return ROUTE_OPTIONS;
     default:
         return 0;
     }
@@ -263,7 +562,8 @@ static void on_accept_error(struct evconnlistener *listener, void *arg)
 
 struct http_server *http_server_new(struct event_base *base, const struct config *cfg,
                                     struct sessions *sessions,
-                                    const struct http_server_hooks *hooks)
+                                    const struct http_server_hooks *hooks, struct auth *auth,
+                                    struct demo *demo)
 {
     struct http_server *server = calloc(1, sizeof(*server));
     if (server == NULL)
@@ -272,6 +572,8 @@ struct http_server *http_server_new(struct event_base *base, const struct config
     server->cfg = cfg;
     server->sessions = sessions;
     server->hooks = *hooks;
+    server->auth = auth;
+    server->demo = demo;
     server->http = evhttp_new(base);
     server->resume_ev = evtimer_new(base, on_resume, server);
     server->pass_ev = event_new(base, -1, 0, on_pass_end, server);

@@ -1,8 +1,10 @@
 /*
  * http_server: the HTTP front door (libevent evhttp).
  *
- * Routes: GET /events (the SSE stream), GET /healthz, GET /readyz and
- * GET /metrics. Every error is a short JSON body with a stable "error" code:
+ * Routes: GET /events (the SSE stream; consumer id and last id from headers
+ * or the consumer_id / last_event_id query parameters, headers winning;
+ * CORS preflight with OPTIONS), GET /healthz, GET /readyz, GET /metrics, the
+ * demo page at / and POST /demo/events (DEMO=1 only). Every error is a short JSON body with a stable "error" code:
  * 400 for bad input, 404 for unknown paths, 405 (with Allow) for other
  * methods, 503 (with Retry-After) when full or shutting down.
  *
@@ -17,7 +19,9 @@
 
 #include <event2/event.h>
 
+#include "auth.h"
 #include "config.h"
+#include "demo.h"
 #include "metrics.h"
 #include "session.h"
 
@@ -31,9 +35,12 @@ struct http_server_hooks {
 
 struct http_server;
 
+/* auth (NULL: authentication off) and demo are borrowed and must outlive
+ * the server. */
 struct http_server *http_server_new(struct event_base *base, const struct config *cfg,
                                     struct sessions *sessions,
-                                    const struct http_server_hooks *hooks);
+                                    const struct http_server_hooks *hooks, struct auth *auth,
+                                    struct demo *demo);
 
 /* Binds and starts accepting; logs and returns false on failure. */
 bool http_server_listen(struct http_server *server) __attribute__((warn_unused_result));

@@ -1,7 +1,7 @@
 /*
  * event-piper: wires the modules together and runs the loop.
  *
- *   ingest (pg_listener) --> hub --> sessions (SSE over evhttp)
+ *   ingest (pg_listener, or nats_ingest) --> hub --> sessions (SSE over evhttp)
  *                                 ^
  *   replay (pg_pool) -------------+   catch-up from the events table
  *
@@ -20,12 +20,15 @@
 
 #include <event2/event.h>
 
+#include "auth.h"
 #include "config.h"
+#include "demo.h"
 #include "frame.h"
 #include "http_server.h"
 #include "hub.h"
 #include "log.h"
 #include "metrics.h"
+#include "nats_ingest.h"
 #include "pg_listener.h"
 #include "pg_pool.h"
 #include "replay.h"
@@ -41,18 +44,29 @@ struct service {
     struct replay *replay;
     struct sessions *sessions;
     struct http_server *http;
-    struct pg_listener *listener;
+    struct auth *auth; /* NULL when authentication is off */
+    struct demo *demo;
+    struct pg_listener *listener;     /* INGEST=pg_notify */
+    struct nats_ingest *nats;         /* INGEST=nats */
     struct event *sigterm_ev;
     struct event *sigint_ev;
     bool stopping;
     double started_at;
 };
 
+static bool ingest_live(const struct service *svc)
+{
+    if (svc->nats != NULL)
+        return nats_ingest_is_live(svc->nats);
+    return svc->listener != NULL && pg_listener_is_live(svc->listener);
+}
+
 static bool service_ready(void *arg, const char **reason)
 {
     struct service *svc = arg;
-    if (!pg_listener_is_live(svc->listener)) {
-        *reason = "not listening to PostgreSQL";
+    if (!ingest_live(svc)) {
+        *reason = svc->cfg.ingest == INGEST_NATS ? "not consuming from NATS"
+                                                 : "not listening to PostgreSQL";
         return false;
     }
     return true;
@@ -69,7 +83,7 @@ static void service_gauges(void *arg, struct metrics_gauges *g)
     g->replay_pool_open = pool.open;
     g->replay_pool_in_use = pool.in_use;
     g->replay_pool_waiting = pool.waiting;
-    g->ingest_connected = pg_listener_is_live(svc->listener) ? 1 : 0;
+    g->ingest_connected = ingest_live(svc) ? 1 : 0;
     g->started_at = svc->started_at;
 }
 
@@ -112,6 +126,32 @@ static void raise_fd_limit(void)
 static const char *env_lookup(const char *name)
 {
     return getenv(name);
+}
+
+/* In NATS mode PostgreSQL is only used for replay, through the pool. */
+static bool ingest_start(struct service *svc)
+{
+    const struct config *cfg = &svc->cfg;
+    if (cfg->ingest == INGEST_NATS) {
+        struct nats_ingest_options nats_options = {
+            .url = cfg->nats_url,
+            .subject = cfg->nats_subject,
+            .stream = cfg->nats_stream,
+            .reconnect_ms = (int)cfg->nats_reconnect_ms,
+        };
+        svc->nats = nats_ingest_new(svc->base, svc->hub, &nats_options);
+        return svc->nats != NULL;
+    }
+    struct pg_listener_options listener_options = {
+        .conninfo = cfg->database_url,
+        .reconnect_min_ms = (int)cfg->pg_reconnect_min_ms,
+        .reconnect_max_ms = (int)cfg->pg_reconnect_max_ms,
+        .ping_seconds = (int)cfg->pg_ping_seconds,
+        .ping_timeout_seconds = (int)cfg->pg_ping_timeout_seconds,
+        .connect_timeout_s = CONNECT_TIMEOUT_SECONDS,
+    };
+    svc->listener = pg_listener_new(svc->base, svc->hub, &listener_options);
+    return svc->listener != NULL;
 }
 
 static bool service_start(struct service *svc)
@@ -159,23 +199,31 @@ static bool service_start(struct service *svc)
     svc->sessions = sessions_new(svc->base, svc->hub, svc->replay, &session_settings);
     if (svc->sessions == NULL)
         return false;
+    struct auth_options auth_options = {
+        .hs256_secret = cfg->jwt_hs256_secret,
+        .rs256_key_file = cfg->jwt_rs256_public_key_file,
+        .consumer_claim = cfg->jwt_consumer_claim,
+        .api_keys_file = cfg->api_keys_file,
+    };
+    char auth_error[512];
+    svc->auth = auth_new(&auth_options, auth_error, sizeof(auth_error));
+    if (svc->auth == NULL && auth_error[0] != '\0') {
+        log_error("authentication cannot start", "reason=%s", auth_error);
+        return false;
+    }
+    svc->demo = demo_new(cfg->demo_dir, svc->pool);
+    if (svc->demo == NULL)
+        return false;
     struct http_server_hooks hooks = {service_ready, service_gauges, svc};
-    svc->http = http_server_new(svc->base, cfg, svc->sessions, &hooks);
+    svc->http = http_server_new(svc->base, cfg, svc->sessions, &hooks, svc->auth, svc->demo);
     if (svc->http == NULL || !http_server_listen(svc->http))
         return false;
 
-    struct pg_listener_options listener_options = {
-        .conninfo = cfg->database_url,
-        .reconnect_min_ms = (int)cfg->pg_reconnect_min_ms,
-        .reconnect_max_ms = (int)cfg->pg_reconnect_max_ms,
-        .ping_seconds = (int)cfg->pg_ping_seconds,
-        .ping_timeout_seconds = (int)cfg->pg_ping_timeout_seconds,
-        .connect_timeout_s = CONNECT_TIMEOUT_SECONDS,
-    };
-    svc->listener = pg_listener_new(svc->base, svc->hub, &listener_options);
+    if (!ingest_start(svc))
+        return false;
     svc->sigterm_ev = evsignal_new(svc->base, SIGTERM, on_signal, svc);
     svc->sigint_ev = evsignal_new(svc->base, SIGINT, on_signal, svc);
-    if (svc->listener == NULL || svc->sigterm_ev == NULL || svc->sigint_ev == NULL)
+    if (svc->sigterm_ev == NULL || svc->sigint_ev == NULL)
         return false;
     event_add(svc->sigterm_ev, NULL);
     event_add(svc->sigint_ev, NULL);
@@ -188,7 +236,10 @@ static void service_stop(struct service *svc)
 {
     sessions_free(svc->sessions);
     http_server_free(svc->http);
+    demo_free(svc->demo);
+    auth_free(svc->auth);
     pg_listener_free(svc->listener);
+    nats_ingest_free(svc->nats);
     replay_free(svc->replay);
     pg_pool_free(svc->pool);
     hub_free(svc->hub);

@@ -21,8 +21,8 @@ static const char *const close_names[CLOSE_REASON_COUNT] = {
 static const char *const reject_names[REJECT_REASON_COUNT] = {
     "bad_request", "not_found",    "method_not_allowed", "too_many_sessions",
     "unauthorized", "forbidden", "shutting_down"};
-static const char *const invalid_names[INVALID_REASON_COUNT] = {"bad_notification", "bad_row",
-                                                                "missing_row"};
+static const char *const invalid_names[INVALID_REASON_COUNT] = {
+    "bad_notification", "bad_message", "bad_row", "missing_row"};
 
 const char *close_reason_name(enum close_reason r)
 {
@@ -95,6 +95,9 @@ void metrics_render(struct evbuffer *out, const struct metrics_gauges *g)
              reject_names, metrics.requests_rejected, REJECT_REASON_COUNT);
     counter(out, "event_piper_events_received_total", "Events received from the ingest.",
             metrics.events_received);
+    counter(out, "event_piper_events_ignored_total",
+            "Change events received that make no SSE event (updates, deletes, tombstones).",
+            metrics.events_ignored);
     labelled(out, "event_piper_events_invalid_total",
              "Incoming events dropped because they could not be delivered, by reason.", "reason",
              invalid_names, metrics.events_invalid, INVALID_REASON_COUNT);

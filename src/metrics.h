@@ -38,7 +38,8 @@ enum reject_reason {
 
 /* Why an incoming event was dropped. */
 enum invalid_reason {
-    INVALID_NOTIFICATION,   /* unparsable notification or message */
+    INVALID_NOTIFICATION,   /* unparsable PostgreSQL notification */
+    INVALID_MESSAGE,        /* malformed Debezium change event */
     INVALID_ROW,            /* the row cannot become an SSE event */
     INVALID_MISSING_ROW,    /* notified row not found when fetched */
     INVALID_REASON_COUNT
@@ -51,6 +52,7 @@ struct metrics {
     uint64_t sessions_closed[CLOSE_REASON_COUNT];
     uint64_t requests_rejected[REJECT_REASON_COUNT];
     uint64_t events_received;
+    uint64_t events_ignored; /* valid change events that make no SSE event */
     uint64_t events_invalid[INVALID_REASON_COUNT];
     uint64_t events_delivered;
     uint64_t bytes_written;

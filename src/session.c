@@ -69,6 +69,7 @@ struct session {
     int64_t soft_since_ms; /* monotonic; 0 while at or below the soft limit */
     bool chunked;          /* HTTP/1.1 chunked reply; HTTP/1.0 gets raw bytes */
     struct timeval opened_at;
+    struct event *expiry_ev; /* only for streams opened with an expiring credential */
 };
 
 struct sessions {
@@ -148,6 +149,8 @@ static void session_destroy(struct session *s, enum close_reason reason)
     list_remove(&s->close_link);
     metrics.sessions_closed[reason]++;
     all->count--;
+    if (s->expiry_ev != NULL)
+        event_free(s->expiry_ev);
     free(s);
     if (all->shutting_down && all->count == 0)
         event_active(all->shutdown_ev, EV_TIMEOUT, 1);
@@ -192,7 +195,7 @@ static void on_connection_close(struct evhttp_connection *evcon, void *arg)
     if (s->state == SESSION_CLOSING)
         reason = s->reason;
     else if (s->state == SESSION_ENDING)
-        reason = CLOSE_SHUTDOWN;
+        reason = s->reason;
     session_destroy(s, reason);
 }
 
@@ -204,7 +207,7 @@ static void on_reply_complete(struct evhttp_request *req, void *arg)
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     if (evcon != NULL)
         evhttp_connection_set_closecb(evcon, NULL, NULL);
-    session_destroy(s, CLOSE_SHUTDOWN);
+    session_destroy(s, s->reason);
 }
 
 /* Monotonic milliseconds, never 0: the soft limit's clock must not jump
@@ -431,8 +434,34 @@ static void tune_socket(struct session *s)
     bufferevent_setwatermark(bev, EV_READ, 0, INPUT_HIGH_WATERMARK);
 }
 
+static void session_end(struct session *s, enum close_reason reason);
+
+/* The credential that opened the stream has expired: end it cleanly; the
+ * client reconnects with a fresh one (and Last-Event-ID, losing nothing). */
+static void on_credential_expired(evutil_socket_t fd, short what, void *arg)
+{
+    struct session *s = arg;
+    static const char notice[] = ": credential expired\n\n";
+    (void)fd;
+    (void)what;
+    if (s->state != SESSION_OPEN)
+        return;
+    write_text(s, notice, sizeof(notice) - 1);
+    session_end(s, CLOSE_TOKEN_EXPIRED);
+}
+
+static bool arm_expiry(struct session *s, int64_t expires_at)
+{
+    struct timeval now;
+    event_base_gettimeofday_cached(s->all->base, &now);
+    int64_t left = expires_at - (int64_t)now.tv_sec;
+    struct timeval delay = {left > 0 ? (time_t)left : 0, 0};
+    s->expiry_ev = evtimer_new(s->all->base, on_credential_expired, s);
+    return s->expiry_ev != NULL && evtimer_add(s->expiry_ev, &delay) == 0;
+}
+
 bool session_start(struct sessions *all, struct evhttp_request *req, const char *consumer_id,
-                   bool has_last_id, int64_t last_id)
+                   bool has_last_id, int64_t last_id, int64_t expires_at)
 {
     char retry[48];
     char *peer = NULL;
@@ -446,6 +475,13 @@ bool session_start(struct sessions *all, struct evhttp_request *req, const char 
         return false;
     }
     s->all = all;
+    if (expires_at != 0 && !arm_expiry(s, expires_at)) {
+        hub_leave(all->hub, &s->member);
+        if (s->expiry_ev != NULL)
+            event_free(s->expiry_ev);
+        free(s);
+        return false;
+    }
     s->req = req;
     s->evcon = evhttp_request_get_connection(req);
     s->id = ++all->next_id;
@@ -500,9 +536,10 @@ size_t sessions_count(const struct sessions *all)
 
 /* Ends a stream cleanly. evhttp may complete the reply (and so destroy s)
  * before this returns; s must not be used after the call. */
-static void session_end(struct session *s)
+static void session_end(struct session *s, enum close_reason reason)
 {
     s->state = SESSION_ENDING;
+    s->reason = reason;
     list_remove(&s->wheel_link);
     soft_limit_clear(s);
     evhttp_add_header(evhttp_request_get_output_headers(s->req), "Connection", "close");
@@ -557,7 +594,7 @@ void sessions_shutdown(struct sessions *all, const struct timeval *deadline, voi
     }
     struct list_node *n;
     while ((n = list_pop(&ending)) != NULL)
-        session_end(container_of(n, struct session, wheel_link));
+        session_end(container_of(n, struct session, wheel_link), CLOSE_SHUTDOWN);
     evtimer_add(all->deadline_ev, deadline);
 }
 
