@@ -41,7 +41,8 @@ status() { # curl arguments -> HTTP status (streams are cut after 1 s)
 }
 
 pg_start
-piper_start open CORS_ORIGINS="https://app.example, https://other.example" HEARTBEAT_SECONDS=1
+piper_start open CORS_ORIGINS="https://app.example, https://other.example" HEARTBEAT_SECONDS=1 \
+    DEMO=1 DEMO_DIR="$ROOT/examples/demo"
 piper_start auth JWT_HS256_SECRET="$SECRET" JWT_RS256_PUBLIC_KEY_FILE="$WORK/rsa.pub" \
     API_KEYS_FILE="$WORK/keys" HEARTBEAT_SECONDS=1
 piper_wait_ready open
@@ -129,6 +130,25 @@ assert_contains "$(cat "$WORK/expiring")" "data: {\"n\":1}" "events before expir
 assert_contains "$(cat "$WORK/expiring")" ": credential expired" "expiry announced"
 curl -s "$auth/metrics" | grep -q '^event_piper_sessions_closed_total{reason="token_expired"} 1$' ||
     fail "token expiry not counted"
+
+# ---- the demo page and its insert endpoint ----
+assert_eq 200 "$(status -D "$WORK/page" "$open/")" "demo page"
+assert_contains "$(tr -d '\r' <"$WORK/page")" "Content-Type: text/html" "page content type"
+assert_contains "$(cat "$WORK/body")" "<title>event-piper demo</title>" "page body"
+assert_eq 200 "$(status "$open/app.js")" "page script"
+assert_eq 404 "$(status "$open/../README.md")" "nothing else is served"
+background "$SSE_CLIENT" --port "$(piper_port open)" --consumer demo --count 1 --timeout 10 \
+    --out "$WORK/demo" --quiet
+demo_client=$LAST_PID
+wait_for "the demo stream" 5 sh -c "grep -q 'consumer=demo' '$(piper_log open)'"
+assert_eq 201 "$(status -X POST -H 'Content-Type: application/json' \
+    -d '{"consumer_id": "demo", "type": "demo", "payload": {"text": "hi"}}' "$open/demo/events")" \
+    "demo insert"
+wait "$demo_client" || fail "the demo event did not arrive"
+assert_eq "$(sql "select max(id) from events where subscriber = 'demo'")	demo	{\"text\":\"hi\"}" \
+    "$(cat "$WORK/demo/0.events")" "demo event delivered"
+assert_eq 400 "$(status -X POST -d '{"consumer_id": "demo"}' "$open/demo/events")" "demo insert without payload"
+assert_eq 404 "$(status -X POST -d '{}' "$auth/demo/events")" "demo inserts off by default"
 
 piper_stop open
 piper_stop auth
