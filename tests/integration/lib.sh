@@ -102,7 +102,7 @@ piper_start() {
     done
     port=$(free_port)
     local logfile="$ARTIFACTS/$TEST_NAME.$name.log"
-    env DATABASE_URL="$DATABASE_URL" PORT="$port" BIND_ADDRESS=127.0.0.1 "${vars[@]}" \
+    env DATABASE_URL="$DATABASE_URL" PORT="$port" BIND_ADDRESS=127.0.0.1 DEMO_DIR="$ROOT/examples/demo" "${vars[@]}" \
         "$PIPER_BIN" "${flags[@]}" >"$logfile" 2>&1 &
     local pid=$!
     PIPER_PIDS+=("$pid")

@@ -33,13 +33,13 @@ check GET /events 400 invalid_last_event_id -H "X-Consumer-Id: toto" -H "Last-Ev
 check GET /events 400 invalid_last_event_id -H "X-Consumer-Id: toto" -H "Last-Event-ID: -1"
 check GET /events 400 invalid_last_event_id -H "X-Consumer-Id: toto" -H "Last-Event-ID: 99999999999999999999"
 check GET /nope 404 not_found
-check GET / 404 not_found
+check GET /index.htm 404 not_found
 check POST /events 405 method_not_allowed -H "X-Consumer-Id: toto"
 check PUT /events 405 method_not_allowed
 check DELETE /events 405 method_not_allowed
 check POST /healthz 405 method_not_allowed
 allow=$(curl -s -X POST -D - -o /dev/null "$url" | tr -d '\r' | grep -i '^Allow:')
-assert_eq "Allow: GET" "$allow" "Allow header on 405"
+assert_eq "Allow: GET, OPTIONS" "$allow" "Allow header on 405"
 
 # A consumer id of exactly the maximum length is fine.
 max=$(printf 'y%.0s' $(seq 1 32))
