@@ -125,6 +125,24 @@ piper_pid() { eval "echo \$PIPER_PID_$1"; }
 piper_log() { echo "${PIPER_LOGS[$1]}"; }
 piper_url() { echo "http://127.0.0.1:$(piper_port "$1")${2:-}"; }
 
+# piper_metrics NAME: the instance's /metrics, checked strictly
+# (tests/tools/check_metrics.py: the official Python client's parser plus
+# the exposition rules it does not enforce); the test fails on any problem.
+piper_metrics() {
+    local text
+    text=$(curl -fsS "$(piper_url "$1" /metrics)") || fail "GET /metrics on $1 failed"
+    printf '%s\n' "$text" | /usr/bin/python3 "$ROOT/tests/tools/check_metrics.py" ||
+        fail "/metrics of $1 is not a valid Prometheus exposition (see above)"
+}
+# piper_metric NAME METRIC: the value of an unlabelled series, or the sum of
+# the series METRIC{...} when it has labels.
+piper_metric() {
+    local text
+    text=$(piper_metrics "$1") || exit 1
+    printf '%s\n' "$text" | awk -v n="$2" '$1 == n || index($1, n "{") == 1 { s += $2; found = 1 }
+        END { if (!found) exit 1; printf "%d\n", s }' || fail "no metric $2 on $1"
+}
+
 # Waits until the instance reports ready (LISTEN active).
 piper_wait_ready() {
     local name=$1 timeout=${2:-20} i

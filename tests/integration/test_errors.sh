@@ -54,7 +54,7 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "$url" -H "X-Consumer-Id: toto" -H
 # The open stream never noticed.
 insert_event good insert '{"still": "here"}' >/dev/null
 wait_for "the good stream's event" 5 grep -q '^data: {"still":"here"}$' "$WORK/good"
-metrics=$(curl -s "$(piper_url a /metrics)")
+metrics=$(piper_metrics a)
 assert_contains "$metrics" 'event_piper_requests_rejected_total{reason="bad_request"} 7' "bad requests counted"
 piper_stop a
 test_done

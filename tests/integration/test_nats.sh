@@ -64,7 +64,7 @@ insert_round() { # round rows-per-consumer: inserts in one transaction, prints t
 }
 
 metric() { # name{labels} -> value
-    curl -s "$(piper_url a /metrics)" | awk -v m="$1" '$1 == m { print $2 }'
+    piper_metrics a | awk -v m="$1" '$1 == m { print $2 }'
 }
 
 pg_start

@@ -80,7 +80,7 @@ assert_eq "$expected" "$(cut -f1 "$WORK/s/resume/0.events")" "resuming stream"
 kill -0 "$clients" || fail "the streams did not stay open through the outages"
 kill -0 "$resumer" || fail "the resuming stream did not stay open"
 grep -q 'reason=client_gone' "$(piper_log a)" && fail "a stream was closed during the outages"
-metrics=$(curl -s "$url/metrics")
+metrics=$(piper_metrics a)
 assert_contains "$metrics" "event_piper_listener_reconnects_total 3" "three reconnects counted"
 assert_contains "$metrics" "event_piper_listener_connected 1" "connected again"
 piper_stop a
