@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -113,6 +114,19 @@ static bool cors_wildcard(const struct http_server *server)
     return origin_listed(server->cfg->cors_origins, "*");
 }
 
+/* Whether origin names the host the request was sent to. Browsers send
+ * Origin on same-origin POSTs too (the demo page's insert button), and those
+ * need no CORS answer. The scheme is not compared: behind a proxy that ends
+ * TLS the page is https while this service speaks http. */
+static bool same_origin(struct evhttp_request *req, const char *origin)
+{
+    const char *host = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
+    const char *authority = strstr(origin, "://");
+    if (host == NULL || authority == NULL)
+        return false;
+    return strcasecmp(authority + 3, host) == 0;
+}
+
 /* Adds the CORS answer for the request's Origin, if it may have one.
  * Listed origins are echoed and may send credentials; "*" allows anyone to
  * read, without credentials. Returns false for a foreign origin. */
@@ -120,7 +134,7 @@ static bool cors_allow(struct http_server *server, struct evhttp_request *req)
 {
     const char *origin = evhttp_find_header(evhttp_request_get_input_headers(req), "Origin");
     struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-    if (origin == NULL)
+    if (origin == NULL || same_origin(req, origin))
         return true;
     evhttp_add_header(out, "Vary", "Origin");
     if (origin_listed(server->cfg->cors_origins, origin)) {

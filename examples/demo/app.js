@@ -1,12 +1,15 @@
 // event-piper demo page: one EventSource, its state, and a test-insert button.
 // EventSource reconnects by itself and sends Last-Event-ID; the page only
-// shows what happens.
+// shows what happens, and counts any event id it sees twice (it never should).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+const MAX_ROWS = 500; // the table keeps the newest rows; the counters keep counting
 let source = null;
 let opened = 0;
 let count = 0;
+let duplicates = 0;
+let listening = new Set();
 const seen = new Set();
 
 function setState(name, text) {
@@ -20,6 +23,18 @@ function streamUrl(consumer, token) {
   return "/events?" + params.toString();
 }
 
+function cell(text, asCode) {
+  const td = document.createElement("td");
+  if (asCode) {
+    const code = document.createElement("code");
+    code.textContent = text;
+    td.appendChild(code);
+  } else {
+    td.textContent = text;
+  }
+  return td;
+}
+
 function showEvent(e) {
   const received = Date.now();
   let payload = e.data;
@@ -27,9 +42,13 @@ function showEvent(e) {
   try {
     const parsed = JSON.parse(e.data);
     payload = JSON.stringify(parsed);
-    if (typeof parsed.sent_at === "number") latency = (received - parsed.sent_at) + " ms";
+    if (parsed && typeof parsed.sent_at === "number") latency = Math.max(0, received - parsed.sent_at) + " ms";
   } catch (_) { /* shown as text */ }
-  if (seen.has(e.lastEventId)) console.warn("duplicate event", e.lastEventId);
+  if (seen.has(e.lastEventId)) {
+    duplicates++;
+    $("duplicates").textContent = duplicates;
+    $("duplicates").parentElement.hidden = false;
+  }
   seen.add(e.lastEventId);
   count++;
   $("count").textContent = count;
@@ -37,28 +56,37 @@ function showEvent(e) {
   const row = document.createElement("tr");
   row.className = "fresh";
   row.dataset.id = e.lastEventId;
-  for (const text of [e.lastEventId, e.type, null, latency]) {
-    const cell = document.createElement("td");
-    if (text === null) {
-      const code = document.createElement("code");
-      code.textContent = payload;
-      cell.appendChild(code);
-    } else {
-      cell.textContent = text;
-    }
-    row.appendChild(cell);
-  }
-  $("events").tBodies[0].prepend(row);
+  row.append(cell(e.lastEventId), cell(e.type), cell(payload, true), cell(latency));
+  const body = $("events").tBodies[0];
+  body.prepend(row);
+  while (body.rows.length > MAX_ROWS) body.deleteRow(-1);
+}
+
+// EventSource hands named events (the row's type) only to listeners for that
+// name, so the page listens for the types listed in the form; "message" is
+// what an event without a type arrives as.
+function eventTypes() {
+  const typed = $("types").value.split(/[\s,]+/).filter(Boolean);
+  return new Set(["message", "demo", ...typed]);
+}
+
+function listen() {
+  if (!source) return;
+  const wanted = eventTypes();
+  for (const type of listening) if (!wanted.has(type)) source.removeEventListener(type, showEvent);
+  for (const type of wanted) if (!listening.has(type)) source.addEventListener(type, showEvent);
+  listening = wanted;
 }
 
 function connect(consumer, token) {
   if (source) source.close();
   opened = 0;
+  listening = new Set();
   source = new EventSource(streamUrl(consumer, token));
   setState("connecting", "connecting");
   source.onopen = () => {
     opened++;
-    if (opened > 1) $("reconnects").textContent = opened - 1;
+    $("reconnects").textContent = Math.max(0, opened - 1);
     setState("open", "live");
     $("insert").disabled = false;
   };
@@ -66,16 +94,14 @@ function connect(consumer, token) {
     if (source.readyState === EventSource.CLOSED) setState("closed", "closed (check the consumer id or token)");
     else setState("connecting", "reconnecting");
   };
-  source.onmessage = showEvent;
-  // Named events (the row's type) need their own listeners: the stream
-  // announces types as they come, so listen for any the page has seen.
-  for (const type of ["insert", "update", "demo", "order", "message"]) source.addEventListener(type, showEvent);
+  listen();
 }
 
 $("connect").addEventListener("submit", (ev) => {
   ev.preventDefault();
   connect($("consumer").value.trim(), $("token").value.trim());
 });
+$("types").addEventListener("change", listen);
 
 $("insert").addEventListener("click", async () => {
   const headers = { "Content-Type": "application/json" };
@@ -92,8 +118,9 @@ $("insert").addEventListener("click", async () => {
   }
 });
 
-const initial = new URLSearchParams(location.search).get("consumer");
-if (initial) {
-  $("consumer").value = initial;
-  connect(initial, new URLSearchParams(location.search).get("token") || "");
+const query = new URLSearchParams(location.search);
+if (query.get("types")) $("types").value = query.get("types");
+if (query.get("consumer")) {
+  $("consumer").value = query.get("consumer");
+  connect(query.get("consumer"), query.get("token") || "");
 }

@@ -90,17 +90,22 @@ free_port() {
 }
 
 # piper_start NAME [VAR=value | --flag=value ...]: starts an instance with
-# the given environment and flags on a free port and waits until it answers
-# /healthz.
+# the given environment and flags, on a free port unless PORT=... is given,
+# and waits until it answers /healthz.
 piper_start() {
     local name=$1
     shift
     local port arg
     local -a vars=() flags=()
+    port=""
     for arg in "$@"; do
-        case "$arg" in --*) flags+=("$arg") ;; *) vars+=("$arg") ;; esac
+        case "$arg" in
+            --*) flags+=("$arg") ;;
+            PORT=*) port=${arg#PORT=} ;; # a restart on the port clients know
+            *) vars+=("$arg") ;;
+        esac
     done
-    port=$(free_port)
+    [ -n "$port" ] || port=$(free_port)
     local logfile="$ARTIFACTS/$TEST_NAME.$name.log"
     env DATABASE_URL="$DATABASE_URL" PORT="$port" BIND_ADDRESS=127.0.0.1 DEMO_DIR="$ROOT/examples/demo" "${vars[@]}" \
         "$PIPER_BIN" "${flags[@]}" >"$logfile" 2>&1 &
@@ -153,6 +158,23 @@ piper_wait_ready() {
         sleep 0.1
     done
     fail "$name not ready after ${timeout}s"
+}
+
+# piper_kill NAME: SIGKILL, as a crash or an OOM kill would; returns once the
+# process is gone, which the cleanup then no longer signals (its pid may be
+# reused).
+piper_kill() {
+    local pid keep=() p i
+    pid=$(piper_pid "$1")
+    disown "$pid" 2>/dev/null || true # no "Killed" job report from bash
+    kill -9 "$pid" 2>/dev/null || fail "$1 was not running"
+    for i in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill -0 "$pid" 2>/dev/null && fail "$1 survived SIGKILL"
+    for p in "${PIPER_PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
+    PIPER_PIDS=("${keep[@]}")
 }
 
 # piper_stop NAME [timeout]: SIGTERM, expects exit status 0 in time (so no

@@ -149,6 +149,15 @@ assert_eq "$(sql "select max(id) from events where subscriber = 'demo'")	demo	{\
     "$(cat "$WORK/demo/0.events")" "demo event delivered"
 assert_eq 400 "$(status -X POST -d '{"consumer_id": "demo"}' "$open/demo/events")" "demo insert without payload"
 assert_eq 404 "$(status -X POST -d '{}' "$auth/demo/events")" "demo inserts off by default"
+# A browser sends Origin on a same-origin POST too: the page served by the
+# service may insert without being listed in CORS_ORIGINS; a foreign page not.
+own_origin="http://127.0.0.1:$(piper_port open)"
+assert_eq 201 "$(status -X POST -H "Origin: $own_origin" \
+    -d '{"consumer_id": "demo", "type": "demo", "payload": {}}' "$open/demo/events")" "same-origin demo insert"
+assert_eq 403 "$(status -X POST -H "Origin: http://127.0.0.2:$(piper_port open)" \
+    -d '{"consumer_id": "demo", "type": "demo", "payload": {}}' "$open/demo/events")" "insert from another origin"
+assert_eq 403 "$(status -X POST -H "Origin: $own_origin.evil.example" \
+    -d '{"consumer_id": "demo", "type": "demo", "payload": {}}' "$open/demo/events")" "insert from a look-alike origin"
 
 piper_stop open
 piper_stop auth

@@ -210,23 +210,16 @@ start_writers 1
 wait_for "the first third of the writers' rows" 30 rows_at_least $((seeded + per_phase / 3))
 
 victim=p2
-victim_pid=$(piper_pid "$victim")
 # Nothing opens or closes streams now, so these stay what they were.
 victim_open=$(metric "$victim" event_piper_sessions_open)
 victim_opened=$(metric "$victim" event_piper_sessions_opened_total)
 victim_delivered=$(metric "$victim" event_piper_events_delivered_total)
-disown "$victim_pid" # no "Killed" job report from bash
-kill -9 "$victim_pid"
+piper_kill "$victim"
 killed_at=$(date +%s%N)
 rows_at_kill=$(sql "select count(*) from events")
 running=0
 for pid in "${writer_pids[@]}"; do kill -0 "$pid" 2>/dev/null && running=$((running + 1)); done
 log "SIGKILL to $victim ($victim_open streams) at $rows_at_kill rows, $running writer(s) still inserting"
-keep=()
-for pid in "${PIPER_PIDS[@]}"; do [ "$pid" = "$victim_pid" ] || keep+=("$pid"); done
-PIPER_PIDS=("${keep[@]}") # the cleanup must not signal a reused pid
-gone() { ! kill -0 "$1" 2>/dev/null; }
-wait_for "$victim to be gone" 5 gone "$victim_pid"
 
 start_writers 2 # inserts go on after the kill
 wait_for "haproxy to mark $victim DOWN" 10 hap_down "$victim"
