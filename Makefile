@@ -34,9 +34,9 @@ UNIT_RELEASE := $(patsubst tests/unit/%.c,build/release/tests/%,$(UNIT_SRCS))
 UNIT_ASAN := $(patsubst tests/unit/%.c,build/asan/tests/%,$(UNIT_SRCS))
 
 TOOLS := build/tools/sse-client build/tools/nats-publish
-TOOL_TESTS := build/tools/test_sse_stream
+TOOL_TESTS := build/tools/test_sse_stream build/tools/test_latency
 
-.PHONY: all build run test unit unit-asan integration asan fuzz deps test-deps clean format psql bench
+.PHONY: all build run test unit unit-asan integration asan fuzz deps test-deps clean format psql bench bench-smoke
 
 all: build
 
@@ -65,10 +65,10 @@ build/asan/tests/%: tests/unit/%.c $(ASAN_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ASAN_CFLAGS) $(ASAN_LDFLAGS) -o $@ $< $(ASAN_OBJS) $(PKG_LIBS) -lcmocka
 
-build/tools/sse-client: tests/tools/sse_client.c tests/tools/sse_stream.c tests/tools/sse_stream.h
+CLIENT_SRCS := tests/tools/sse_client.c tests/tools/sse_stream.c tests/tools/latency.c
+build/tools/sse-client: $(CLIENT_SRCS) tests/tools/sse_stream.h tests/tools/latency.h
 	@mkdir -p $(dir $@)
-	$(CC) $(RELEASE_CFLAGS) -Itests/tools -o $@ tests/tools/sse_client.c tests/tools/sse_stream.c \
-		$(PKG_LIBS)
+	$(CC) $(RELEASE_CFLAGS) -Itests/tools -o $@ $(CLIENT_SRCS) $(PKG_LIBS)
 
 build/tools/nats-publish: tests/tools/nats_publish.c
 	@mkdir -p $(dir $@)
@@ -78,6 +78,11 @@ build/tools/test_sse_stream: tests/tools/test_sse_stream.c tests/tools/sse_strea
 	@mkdir -p $(dir $@)
 	$(CC) $(ASAN_CFLAGS) $(ASAN_LDFLAGS) -Itests/tools -o $@ tests/tools/test_sse_stream.c \
 		tests/tools/sse_stream.c -lcmocka
+
+build/tools/test_latency: tests/tools/test_latency.c tests/tools/latency.c tests/tools/latency.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_CFLAGS) $(ASAN_LDFLAGS) -Itests/tools -o $@ tests/tools/test_latency.c \
+		tests/tools/latency.c -lcmocka
 
 asan: build/asan/event-piper
 
@@ -104,7 +109,7 @@ fuzz:
 	@tests/fuzz/run
 
 test: test-deps
-	@$(MAKE) --no-print-directory build unit unit-asan integration fuzz
+	@$(MAKE) --no-print-directory build unit unit-asan integration fuzz bench-smoke
 	@echo "all tests passed"
 
 deps:
@@ -116,8 +121,20 @@ test-deps:
 psql:
 	@psql "$$(./postgresql/pg-local url .run/pg)"
 
-bench: deps build
+build/bench/producer: bench/producer.c
+	@mkdir -p $(dir $@)
+	$(CC) $(RELEASE_CFLAGS) -o $@ $< $(PKG_LIBS)
+
+BENCH_TOOLS := bin/event-piper build/tools/sse-client build/bench/producer
+
+# The benchmark suite (bench/run.sh; results in bench/RESULTS.md).
+bench: deps $(BENCH_TOOLS)
 	@bench/run.sh
+
+# The same scenarios shrunk to seconds: proves the tools work, asserts no
+# number. Part of make test.
+bench-smoke: $(BENCH_TOOLS)
+	@SMOKE=1 bench/run.sh
 
 format:
 	clang-format -i src/*.c src/*.h tests/unit/*.c tests/tools/*.c tests/tools/*.h

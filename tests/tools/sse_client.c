@@ -47,6 +47,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "latency.h"
 #include "sse_stream.h"
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
@@ -100,6 +101,8 @@ struct options {
     bool quiet;
     bool close_when_done;
     size_t max_line;
+    bool latency; /* record now - payload "t" per event */
+    bool stall;   /* never read: a client that stopped reading */
 };
 
 /* An option takes a value (metavar and set) or is a flag (the bool at
@@ -381,6 +384,9 @@ static const struct option_spec option_specs[] = {
     FLAG("close-when-done", close_when_done,
          "close a session's connection as soon as it is done (--count, --until-id)"),
     {"max-line", "BYTES", set_max_line, 0, "longest SSE line and event accepted (default 4 MiB)"},
+    FLAG("latency", latency,
+         "latency of each event from the \"t\" (Unix microseconds) in its data; printed at exit"),
+    FLAG("stall", stall, "send the request, then never read (a stuck client)"),
 };
 
 #define OPTION_COUNT (sizeof(option_specs) / sizeof(option_specs[0]))
@@ -537,6 +543,8 @@ struct client {
     size_t done_count;
     size_t finished_count;
     size_t failed_count;
+    struct latency *latency; /* owned; NULL without --latency */
+    uint64_t events_without_stamp;
     bool exiting;
     int exit_code;
 };
@@ -811,6 +819,22 @@ static bool write_event_line(FILE *f, const char *id, const char *type, const ch
     return fflush(f) == 0 && !ferror(f);
 }
 
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void record_latency(struct client *c, const char *data, size_t len)
+{
+    int64_t stamp;
+    if (latency_stamp(data, len, &stamp))
+        latency_record(c->latency, now_us() - stamp);
+    else
+        c->events_without_stamp++;
+}
+
 static bool on_event(void *arg, const char *id, const char *type, const char *data, size_t len)
 {
     struct session *s = arg;
@@ -831,6 +855,8 @@ static bool on_event(void *arg, const char *id, const char *type, const char *da
     s->has_last_id = true;
     s->last_id = v;
     s->events++;
+    if (c->latency != NULL)
+        record_latency(c, data, len);
     if (s->out != NULL && !write_event_line(s->out, id, type, data, len)) {
         client_exit(c, EXIT_NOT_DONE, "session %zu: cannot write events: %s", s->index,
                     strerror(errno));
@@ -916,6 +942,8 @@ static void session_connected(struct session *s)
     const struct options *o = &s->client->opt;
     session_set_state(s, SESSION_OPEN);
     s->connections++;
+    if (o->stall)
+        bufferevent_disable(s->bev, EV_READ);
     if (o->chaos) {
         uint64_t span = (uint64_t)(o->chaos_max_ms - o->chaos_min_ms) + 1;
         arm_timer(s, o->chaos_min_ms + (long)(rng_next(&s->client->rng) % span));
@@ -1173,6 +1201,8 @@ static bool client_setup(struct client *c)
         fprintf(stderr, "sse-client: cannot create %s: %s\n", o->out_dir, strerror(errno));
         return false;
     }
+    if (o->latency && (c->latency = latency_new()) == NULL)
+        return false;
     c->base = event_base_new();
     if (c->base == NULL || !sessions_create(c))
         return false;
@@ -1205,6 +1235,28 @@ static void client_print_summary(const struct client *c)
     }
 }
 
+/* One line for the benchmark scripts, printed even with --quiet. */
+static void client_print_totals(const struct client *c)
+{
+    unsigned long long events = 0, connections = 0;
+    for (size_t i = 0; i < c->session_count; i++) {
+        events += c->sessions[i].events;
+        connections += c->sessions[i].connections;
+    }
+    fprintf(stderr, "total sessions=%zu events=%llu connections=%llu", c->session_count, events,
+            connections);
+    if (c->latency != NULL) {
+        const struct latency *h = c->latency;
+        fprintf(stderr,
+                " latency_count=%" PRIu64 " without_stamp=%" PRIu64 " p50_us=%" PRId64
+                " p90_us=%" PRId64 " p99_us=%" PRId64 " p999_us=%" PRId64 " max_us=%" PRId64,
+                latency_count(h), c->events_without_stamp, latency_quantile(h, 0.5),
+                latency_quantile(h, 0.9), latency_quantile(h, 0.99), latency_quantile(h, 0.999),
+                latency_max(h));
+    }
+    fputc('\n', stderr);
+}
+
 static void free_event(struct event *ev)
 {
     if (ev != NULL)
@@ -1230,6 +1282,7 @@ static void client_free(struct client *c)
     if (c->base != NULL)
         event_base_free(c->base);
     libevent_global_shutdown();
+    latency_free(c->latency);
     options_free(&c->opt);
 }
 
@@ -1257,6 +1310,8 @@ int main(int argc, char **argv)
         client_exit(&c, EXIT_NOT_DONE, "sse-client: nothing left to wait for");
     if (!c.opt.quiet)
         client_print_summary(&c);
+    if (!c.opt.quiet || c.opt.latency)
+        client_print_totals(&c);
     code = c.exit_code;
     client_free(&c);
     return code;

@@ -1,0 +1,366 @@
+#!/usr/bin/env bash
+# event-piper benchmark suite (issue 6). `make bench` runs it.
+#
+#   bench/run.sh [scenario ...]     default: all, in this order
+#     fanout     server CPU per delivery: 5,000 streams of one consumer, 10 events/s
+#     memory     RSS per idle stream at 10,000 streams; 19,000 streams all live
+#     latency    INSERT-to-client latency: 1,000 streams on 1,000 consumers, 2,000 events/s
+#     replay     1,000,000 rows to one client; 1,000 clients replaying 10,000 rows each
+#     ingest     100,000 rows/s offered in 100-row transactions
+#     overload   5,000 streams (100 of them stuck), 200 events/s offered
+#
+# Each scenario starts its own service (bin/event-piper, or PIPER_BIN) on a
+# throwaway PostgreSQL, is bounded in time, reads the server's CPU and RSS
+# from /proc, and adds rows to the table printed at the end. SMOKE=1 shrinks
+# every scenario to seconds (CI runs that to prove the tools work; nothing
+# is asserted about the numbers). Client connections are spread over source
+# addresses in 127.0.0.0/8 and several client processes.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PIPER_BIN=${PIPER_BIN:-$ROOT/bin/event-piper}
+CLIENT=$ROOT/build/tools/sse-client
+PRODUCER=$ROOT/build/bench/producer
+SMOKE=${SMOKE:-0}
+CLK_TCK=$(getconf CLK_TCK)
+WORK=$(mktemp -d /tmp/piper-bench.XXXXXX)
+chmod 755 "$WORK"
+RESULTS=$WORK/results
+: >"$RESULTS"
+ulimit -n "$(ulimit -Hn)"
+
+declare -a PIDS=()
+PIPER_PID=""
+PORT=0
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}" $PIPER_PID; do kill "$pid" 2>/dev/null || true; done
+    "$ROOT/postgresql/pg-local" stop "$WORK/pg" >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+say() { printf '[bench] %s\n' "$*" >&2; }
+die() { say "ERROR: $*"; exit 1; }
+# size FULL SMOKE: the scenario's size, or its smoke-test size.
+size() { if [ "$SMOKE" = 1 ]; then echo "$2"; else echo "$1"; fi; }
+# result SCENARIO MEASURE VALUE TARGET
+result() { printf '%s\t%s\t%s\t%s\n' "$@" >>"$RESULTS"; say "$1: $2 = $3 (target $4)"; }
+
+for tool in "$PIPER_BIN" "$CLIENT" "$PRODUCER"; do
+    [ -x "$tool" ] || die "$tool is missing: run make build build/tools/sse-client build/bench/producer"
+done
+DATABASE_URL=$("$ROOT/postgresql/pg-local" start "$WORK/pg")
+export DATABASE_URL
+sql() { psql "$DATABASE_URL" -X -q -t -A -v ON_ERROR_STOP=1 -c "$1"; }
+
+# ---- the service ------------------------------------------------------------
+
+piper_start() { # VAR=value...
+    PORT=$(( (RANDOM % 20000) + 30000 ))
+    env PORT=$PORT BIND_ADDRESS=127.0.0.1 LOG_LEVEL=warn MAX_SESSIONS=20000 "$@" "$PIPER_BIN" \
+        >"$WORK/piper.log" 2>&1 &
+    PIPER_PID=$!
+    local i
+    for i in $(seq 100); do
+        curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && return 0
+        kill -0 "$PIPER_PID" 2>/dev/null || { cat "$WORK/piper.log" >&2; die "the service exited at start-up"; }
+        sleep 0.1
+    done
+    die "the service is not ready"
+}
+piper_stop() {
+    kill -TERM "$PIPER_PID"
+    wait "$PIPER_PID" || say "the service exited with status $?"
+    PIPER_PID=""
+}
+metric() { curl -fs "http://127.0.0.1:$PORT/metrics" | awk -v n="$1" '$1 == n { print $2 }'; }
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$PIPER_PID/stat"; }
+cpu_split() { awk '{ print $14, $15 }' "/proc/$PIPER_PID/stat"; }
+rss_kib() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$PIPER_PID/status"; }
+wait_metric() { # NAME VALUE SECONDS
+    local deadline=$((SECONDS + $3))
+    until [ "$(metric "$1")" = "$2" ]; do
+        [ "$SECONDS" -lt "$deadline" ] || die "timed out waiting for $1 = $2 (it is $(metric "$1"))"
+        sleep 0.2
+    done
+}
+# clients N SESSIONS_EACH FIRST_IP_OCTET ARGS...: N sse-client processes in
+# the background; each gets its own range of 20 source addresses.
+clients() {
+    local n=$1 each=$2 octet=$3 k
+    shift 3
+    for k in $(seq 0 $((n - 1))); do
+        "$CLIENT" --port "$PORT" --sessions "$each" --quiet \
+            --source-ips "127.0.$((octet + k)).1-127.0.$((octet + k)).20" "$@" 2>"$WORK/client.$octet.$k.log" &
+        PIDS+=("$!")
+        CLIENT_PIDS+=("$!")
+    done
+}
+stop_clients() {
+    local pid
+    for pid in "${CLIENT_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${CLIENT_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    CLIENT_PIDS=()
+}
+declare -a CLIENT_PIDS=()
+# totals FIELD: sum of a field of the clients' "total ..." lines.
+totals() { cat "$WORK"/client.*.log | awk -v f="$1" '$1 == "total" { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == f) s += kv[2] } } END { print s + 0 }'; }
+# worst FIELD: the largest value of a field over the clients' total lines.
+worst() { cat "$WORK"/client.*.log | awk -v f="$1" '$1 == "total" { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == f && kv[2] > m) m = kv[2] } } END { print m + 0 }'; }
+reset_logs() { rm -f "$WORK"/client.*.log; }
+consumer_list() { # PREFIX COUNT
+    local i out=""
+    for i in $(seq 0 $(($2 - 1))); do out+="$1$i,"; done
+    echo "${out%,}"
+}
+per() { awk -v a="$1" -v b="$2" -v s="${3:-1}" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f\n", a * s / b }'; }
+
+# ---- scenarios ------------------------------------------------------------------
+
+fanout() {
+    local sessions rate=10 seconds
+    sessions=$(size 5000 50)
+    seconds=$(size 20 2)
+    piper_start
+    reset_logs
+    clients 2 $((sessions / 2)) 1 --consumer fan0 --latency
+    wait_metric event_piper_sessions_open "$sessions" 60
+    sleep 1
+    local t0 d0 u0 s0
+    t0=$(cpu_ticks)
+    read -r u0 s0 <<<"$(cpu_split)"
+    d0=$(metric event_piper_events_delivered_total)
+    "$PRODUCER" --db "$DATABASE_URL" --rate "$rate" --rows-per-tx 1 --consumers 1 --prefix fan \
+        --duration "$seconds" >"$WORK/producer.out"
+    sleep 1
+    local t1 d1 u1 s1 deliveries
+    t1=$(cpu_ticks)
+    read -r u1 s1 <<<"$(cpu_split)"
+    d1=$(metric event_piper_events_delivered_total)
+    deliveries=$((d1 - d0))
+    stop_clients
+    result fanout "deliveries ($sessions streams x $rate events/s x ${seconds}s)" "$deliveries" \
+        "$((sessions * rate * seconds))"
+    result fanout "server CPU per delivery (us)" "$(per $((t1 - t0)) "$deliveries" $((1000000 / CLK_TCK)))" "<= 4"
+    result fanout "  of which user / system (us)" \
+        "$(per $((u1 - u0)) "$deliveries" $((1000000 / CLK_TCK))) / $(per $((s1 - s0)) "$deliveries" $((1000000 / CLK_TCK)))" "-"
+    result fanout "latency p50 / p99 (ms), whole fan-out" \
+        "$(per "$(worst p50_us)" 1000) / $(per "$(worst p99_us)" 1000)" "-"
+    piper_stop
+}
+
+memory() {
+    local idle total each base rss
+    idle=$(size 10000 100)
+    total=$(size 19000 190)
+    piper_start
+    sleep 1
+    base=$(rss_kib)
+    reset_logs
+    clients 2 $((idle / 2)) 10 --consumers "$(consumer_list m 100)" --count 1 --timeout 120
+    wait_metric event_piper_sessions_open "$idle" 60
+    sleep 2
+    rss=$(rss_kib)
+    result memory "RSS per idle stream at $idle streams (KiB)" "$(per $((rss - base)) "$idle")" "<= 4"
+    each=$(( (total - idle) / 2 ))
+    clients 2 "$each" 12 --consumers "$(consumer_list m 100)" --count 1 --timeout 120
+    wait_metric event_piper_sessions_open $((idle + 2 * each)) 60
+    sleep 2
+    rss=$(rss_kib)
+    result memory "streams open at once" "$(metric event_piper_sessions_open)" "19000"
+    result memory "RSS at $((idle + 2 * each)) streams (MiB)" "$(per "$rss" 1024)" "bounded"
+    # Everyone live: one event per consumer; each client exits 0 once each
+    # of its streams has one.
+    sql "insert into events (type, subscriber, payload)
+         select 'ping', 'm' || c, '{}' from generate_series(0, 99) c order by 1" >/dev/null
+    local pid failed=0
+    for pid in "${CLIENT_PIDS[@]}"; do wait "$pid" || failed=$((failed + 1)); done
+    CLIENT_PIDS=()
+    result memory "client processes whose every stream got the event" "$((4 - failed)) of 4" "4 of 4"
+    piper_stop
+}
+
+latency() {
+    local sessions rate seconds
+    sessions=$(size 1000 20)
+    rate=$(size 2000 100)
+    seconds=$(size 10 2)
+    piper_start
+    reset_logs
+    clients 2 $((sessions / 2)) 20 --consumers "$(consumer_list l "$sessions")" --latency
+    wait_metric event_piper_sessions_open "$sessions" 60
+    sleep 1
+    local t0 t1
+    t0=$(cpu_ticks)
+    "$PRODUCER" --db "$DATABASE_URL" --rate $((rate / 2)) --rows-per-tx 1 --consumers "$sessions" \
+        --prefix l --duration "$seconds" >"$WORK/producer.0.out" &
+    local p0=$!
+    "$PRODUCER" --db "$DATABASE_URL" --rate $((rate / 2)) --rows-per-tx 1 --consumers "$sessions" \
+        --prefix l --offset 1 --duration "$seconds" >"$WORK/producer.1.out"
+    wait "$p0"
+    sleep 2
+    t1=$(cpu_ticks)
+    stop_clients
+    local produced received
+    produced=$(awk '{ split($2, kv, "="); s += kv[2] } END { print s }' "$WORK"/producer.*.out)
+    received=$(totals events)
+    result latency "events produced / received" "$produced / $received" "no loss"
+    result latency "INSERT-to-client p50 (ms)" "$(per "$(worst p50_us)" 1000)" "<= 0.3"
+    result latency "INSERT-to-client p99 (ms)" "$(per "$(worst p99_us)" 1000)" "<= 1.5"
+    result latency "INSERT-to-client max (ms)" "$(per "$(worst max_us)" 1000)" "-"
+    result latency "server CPU per event (us)" "$(per $((t1 - t0)) "$received" $((1000000 / CLK_TCK)))" "-"
+    rm -f "$WORK"/producer.*.out
+    piper_stop
+}
+
+# load PREFIX CONSUMERS ROWS_EACH: rows inserted without notifications (the
+# service is not running), ids in order, payloads like the producer's.
+load() {
+    sql "alter table events disable trigger events_notify;
+         insert into events (type, subscriber, payload)
+         select 'history', '$1' || c,
+                jsonb_build_object('t', 1700000000000000 + n, 'pad', repeat('x', 80))
+         from generate_series(0, $(($2 - 1))) c, generate_series(1, $3) n order by n, c;
+         alter table events enable trigger events_notify;" >/dev/null
+}
+
+replay() {
+    local rows clients_n per_client
+    rows=$(size 1000000 10000)
+    clients_n=$(size 1000 10)
+    per_client=$(size 10000 100)
+    load r 1 "$rows"
+    load q 100 "$per_client"
+    sql "vacuum analyze events" >/dev/null
+    piper_start
+    sleep 0.5
+    local base max=0 rss start end
+    base=$(rss_kib)
+    reset_logs
+    start=$(date +%s%N)
+    "$CLIENT" --port "$PORT" --consumer r0 --last-event-id 0 --count "$rows" --timeout 300 --quiet \
+        --latency 2>"$WORK/client.r.log" &
+    local pid=$!
+    while kill -0 "$pid" 2>/dev/null; do
+        rss=$(rss_kib)
+        [ "$rss" -gt "$max" ] && max=$rss
+        sleep 0.2
+    done
+    end=$(date +%s%N)
+    wait "$pid" || die "the replaying client failed: $(tail -3 "$WORK/client.r.log")"
+    result replay "rows/s, $rows rows to one client" \
+        "$(awk -v n="$rows" -v ns=$((end - start)) 'BEGIN { printf "%.0f\n", n / (ns / 1e9) }')" ">= 500000"
+    result replay "RSS growth during that replay (MiB)" "$(per $((max - base)) 1024)" "flat"
+
+    reset_logs
+    local pool_max=0 pool waiting_max=0 waiting
+    start=$(date +%s%N)
+    clients 2 $((clients_n / 2)) 30 --consumers "$(consumer_list q 100)" --last-event-id 0 \
+        --count "$per_client" --close-when-done --timeout 300
+    local all_done=0
+    while [ "$all_done" = 0 ]; do
+        all_done=1
+        for pid in "${CLIENT_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && all_done=0; done
+        pool=$(metric event_piper_replay_pool_connections)
+        waiting=$(metric event_piper_replay_pool_waiting)
+        [ "${pool:-0}" -gt "$pool_max" ] && pool_max=$pool
+        [ "${waiting:-0}" -gt "$waiting_max" ] && waiting_max=$waiting
+        sleep 0.2
+    done
+    end=$(date +%s%N)
+    for pid in "${CLIENT_PIDS[@]}"; do wait "$pid" || die "a replaying client failed"; done
+    CLIENT_PIDS=()
+    result replay "$clients_n clients x $per_client rows: seconds" \
+        "$(awk -v ns=$((end - start)) 'BEGIN { printf "%.1f\n", ns / 1e9 }')" "-"
+    result replay "  rows/s over all clients" \
+        "$(awk -v n=$((clients_n * per_client)) -v ns=$((end - start)) 'BEGIN { printf "%.0f\n", n / (ns / 1e9) }')" "-"
+    result replay "  pool connections at most (REPLAY_POOL_SIZE 4) / replays waiting at most" \
+        "$pool_max / $waiting_max" "<= 4"
+    piper_stop
+}
+
+ingest() {
+    local writers rate seconds
+    writers=$(size 4 1)
+    rate=$(size 100000 2000)
+    seconds=$(size 10 1)
+    piper_start
+    local r0 k qmax=0 q pid
+    local -a producers=()
+    r0=$(metric event_piper_events_received_total)
+    for k in $(seq 0 $((writers - 1))); do
+        "$PRODUCER" --db "$DATABASE_URL" --rate $((rate / writers)) --rows-per-tx 100 --consumers 1000 \
+            --prefix i --offset $((k * 250)) --duration "$seconds" >"$WORK/producer.$k.out" &
+        producers+=("$!")
+    done
+    local running=1
+    while [ "$running" = 1 ]; do
+        running=0
+        for pid in "${producers[@]}"; do kill -0 "$pid" 2>/dev/null && running=1; done
+        q=$(sql "select pg_notification_queue_usage()")
+        qmax=$(awk -v a="$q" -v b="$qmax" 'BEGIN { print (a > b) ? a : b }')
+        sleep 0.5
+    done
+    for pid in "${producers[@]}"; do wait "$pid" || die "a producer failed"; done
+    sleep 2
+    local produced received
+    produced=$(awk '{ split($2, kv, "="); s += kv[2] } END { print s }' "$WORK"/producer.*.out)
+    received=$(( $(metric event_piper_events_received_total) - r0 ))
+    result ingest "rows/s reached by $writers writers (100 rows/tx, $rate offered)" \
+        "$(awk '{ split($5, kv, "="); s += kv[2] } END { printf "%.0f\n", s }' "$WORK"/producer.*.out)" ">= 100000"
+    result ingest "rows produced / notifications received" "$produced / $received" "equal"
+    result ingest "pg_notification_queue_usage() at most" "$qmax" "~0"
+    rm -f "$WORK"/producer.*.out
+    piper_stop
+}
+
+overload() {
+    local sessions stuck rate seconds
+    sessions=$(size 5000 50)
+    stuck=$(size 100 2)
+    rate=$(size 200 20)
+    seconds=$(size 15 2)
+    piper_start
+    reset_logs
+    clients 2 $(((sessions - stuck) / 2)) 40 --consumer o0 --reconnect
+    clients 1 "$stuck" 42 --consumer o0 --stall
+    wait_metric event_piper_sessions_open "$sessions" 60
+    local base rss max=0 probe worst_probe=0
+    base=$(rss_kib)
+    "$PRODUCER" --db "$DATABASE_URL" --rate "$rate" --rows-per-tx 1 --consumers 1 --prefix o \
+        --duration "$seconds" --pad 100 >"$WORK/producer.out" &
+    local p=$!
+    while kill -0 "$p" 2>/dev/null; do
+        rss=$(rss_kib)
+        [ "$rss" -gt "$max" ] && max=$rss
+        probe=$(curl -s -o /dev/null -w '%{time_total}' --max-time 10 "http://127.0.0.1:$PORT/healthz" || echo 10)
+        worst_probe=$(awk -v a="$probe" -v b="$worst_probe" 'BEGIN { print (a > b) ? a : b }')
+        sleep 0.5
+    done
+    wait "$p"
+    result overload "offered" "$(awk '{ print $5 }' "$WORK/producer.out") events/s x $sessions streams" "-"
+    result overload "RSS growth at most (MiB)" "$(per $((max - base)) 1024)" "bounded"
+    result overload "streams cut as slow consumers" \
+        "$(curl -fs "http://127.0.0.1:$PORT/metrics" | awk '$1 == "event_piper_sessions_closed_total{reason=\"slow_consumer\"}" { print $2 }')" \
+        ">= $stuck"
+    result overload "slowest /healthz answer during overload (s)" "$worst_probe" "never stalls"
+    stop_clients
+    piper_stop
+}
+
+# ---- main -------------------------------------------------------------------
+
+scenarios=("$@")
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(fanout memory latency replay ingest overload)
+for s in "${scenarios[@]}"; do
+    case "$s" in fanout | memory | latency | replay | ingest | overload) ;; *) die "unknown scenario $s" ;; esac
+    say "---- $s"
+    sql "truncate events" >/dev/null
+    "$s"
+done
+
+printf '\n%-10s | %-70s | %-24s | %s\n' scenario measure value target
+printf '%s\n' "-----------+------------------------------------------------------------------------+--------------------------+-----------"
+awk -F'\t' '{ printf "%-10s | %-70s | %-24s | %s\n", $1, $2, $3, $4 }' "$RESULTS"
+printf '\nmachine: %s, %s CPUs, %s; service %s\n' "$(uname -r)" "$(nproc)" \
+    "$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)" "$("$PIPER_BIN" --version 2>/dev/null || echo "$PIPER_BIN")"
