@@ -69,6 +69,7 @@ piper_start() { # VAR=value...
     die "the service is not ready"
 }
 piper_stop() {
+    cp "$WORK/piper.log" "${TMPDIR:-/tmp}/event-piper-bench.log" # the last scenario's, for a look
     kill -TERM "$PIPER_PID"
     wait "$PIPER_PID" || say "the service exited with status $?"
     PIPER_PID=""
@@ -319,31 +320,43 @@ overload() {
     sessions=$(size 5000 50)
     stuck=$(size 100 2)
     rate=$(size 200 20)
-    seconds=$(size 15 2)
-    piper_start
+    seconds=$(size 30 2)
+    # Tighter slow-consumer limits than the defaults (1 MiB for 10 s) and a
+    # fixed kernel send buffer, so that stuck clients are cut within the run.
+    piper_start ${OVERLOAD_LIMITS:-SESSION_BUFFER_SOFT_BYTES=64k SESSION_BUFFER_SOFT_SECONDS=2 SESSION_SOCKET_BUFFER_BYTES=64k}
     reset_logs
     clients 2 $(((sessions - stuck) / 2)) 40 --consumer o0 --reconnect
     clients 1 "$stuck" 42 --consumer o0 --stall
     wait_metric event_piper_sessions_open "$sessions" 60
-    local base rss max=0 probe worst_probe=0
+    local base rss max=0 probe worst_probe=0 q qmax=0 d0 d1 t0 t1
     base=$(rss_kib)
+    d0=$(metric event_piper_events_delivered_total)
+    t0=$(date +%s%N)
     "$PRODUCER" --db "$DATABASE_URL" --rate "$rate" --rows-per-tx 1 --consumers 1 --prefix o \
-        --duration "$seconds" --pad 100 >"$WORK/producer.out" &
+        --duration "$seconds" --pad 1000 >"$WORK/producer.out" &
     local p=$!
     while kill -0 "$p" 2>/dev/null; do
         rss=$(rss_kib)
         [ "$rss" -gt "$max" ] && max=$rss
+        q=$(sql "select pg_notification_queue_usage()")
+        qmax=$(awk -v a="$q" -v b="$qmax" 'BEGIN { print (a > b) ? a : b }')
         probe=$(curl -s -o /dev/null -w '%{time_total}' --max-time 10 "http://127.0.0.1:$PORT/healthz" || echo 10)
         worst_probe=$(awk -v a="$probe" -v b="$worst_probe" 'BEGIN { print (a > b) ? a : b }')
         sleep 0.5
     done
     wait "$p"
-    result overload "offered" "$(awk '{ print $5 }' "$WORK/producer.out") events/s x $sessions streams" "-"
+    d1=$(metric event_piper_events_delivered_total)
+    t1=$(date +%s%N)
+    result overload "offered" "$(awk '{ split($5, kv, "="); print kv[2] }' "$WORK/producer.out") events/s (1.1 KB) x $sessions streams" "-"
+    result overload "deliveries/s reached" "$(awk -v d=$((d1 - d0)) -v ns=$((t1 - t0)) 'BEGIN { printf "%.0f\n", d / (ns / 1e9) }')" "-"
+    result overload "pg_notification_queue_usage() at most (backlog left in PostgreSQL)" "$qmax" "-"
     result overload "RSS growth at most (MiB)" "$(per $((max - base)) 1024)" "bounded"
     result overload "streams cut as slow consumers" \
         "$(curl -fs "http://127.0.0.1:$PORT/metrics" | awk '$1 == "event_piper_sessions_closed_total{reason=\"slow_consumer\"}" { print $2 }')" \
         ">= $stuck"
     result overload "slowest /healthz answer during overload (s)" "$worst_probe" "never stalls"
+    result overload "listener reconnects (a stalled loop misses its ping deadline)" \
+        "$(metric event_piper_listener_reconnects_total)" "0"
     stop_clients
     piper_stop
 }

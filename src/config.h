@@ -32,6 +32,7 @@ struct config {
     long long session_buffer_soft_bytes;
     long long session_buffer_soft_seconds;
     long long session_buffer_hard_bytes;
+    long long session_socket_buffer_bytes;
     long long held_events_max;
     long long replay_pool_size;
     long long replay_page_rows;

@@ -195,6 +195,7 @@ static bool service_start(struct service *svc)
         .soft_seconds = (int)cfg->session_buffer_soft_seconds,
         .hard_bytes = (size_t)cfg->session_buffer_hard_bytes,
         .write_timeout_seconds = (int)cfg->write_timeout_seconds,
+        .socket_buffer_bytes = (int)cfg->session_socket_buffer_bytes,
     };
     svc->sessions = sessions_new(svc->base, svc->hub, svc->replay, &session_settings);
     if (svc->sessions == NULL)

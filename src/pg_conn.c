@@ -12,6 +12,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "list.h"
 #include "log.h"
@@ -36,6 +37,8 @@ struct pg_conn {
     struct event *write_ev; /* armed while libpq has unsent output */
     struct event *timeout_ev;
     struct event *kick_ev; /* runs the first connect step from the loop */
+    struct event *more_ev; /* resumes delivering notifications on the next pass */
+    bool reading_paused;   /* io_ev is off while delivered notifications wait */
     struct list_node queue; /* head is running when running is set */
     bool running;
     PGresult *result;
@@ -49,6 +52,7 @@ struct pg_conn {
 
 static void connect_step(evutil_socket_t fd, short what, void *arg);
 static void start_next(struct pg_conn *c);
+static void read_results(struct pg_conn *c);
 
 static void free_command(struct pg_command *cmd)
 {
@@ -68,6 +72,7 @@ static void destroy(struct pg_conn *c)
         event_free(c->write_ev);
     event_free(c->timeout_ev);
     event_free(c->kick_ev);
+    event_free(c->more_ev);
     while ((n = list_pop(&c->queue)) != NULL)
         free_command(container_of(n, struct pg_command, link));
     if (c->result != NULL)
@@ -162,14 +167,62 @@ static bool flush(struct pg_conn *c)
     return true;
 }
 
+/* Time spent delivering notifications in one loop pass. One notification
+ * may fan out to thousands of streams, and a flood of them must not keep the
+ * loop from accepting connections, answering /healthz and running timers
+ * (the slow-consumer checks among them). Past the budget the rest wait for
+ * the next pass, and the socket is not read meanwhile, so what waits stays
+ * in PostgreSQL's notification queue rather than in our memory. */
+#define NOTIFY_BUDGET_NS 2000000
+
+static int64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void set_reading(struct pg_conn *c, bool on)
+{
+    if (on == !c->reading_paused || c->io_ev == NULL)
+        return;
+    c->reading_paused = !on;
+    if (on)
+        event_add(c->io_ev, NULL);
+    else
+        event_del(c->io_ev);
+}
+
 static void deliver_notifications(struct pg_conn *c)
 {
+    int64_t deadline = monotonic_ns() + NOTIFY_BUDGET_NS;
     PGnotify *note;
     while (!c->free_requested && c->state != PGC_LOST && (note = PQnotifies(c->pg)) != NULL) {
         if (c->handler->notify != NULL)
             c->handler->notify(c, note->relname, note->extra, c->arg);
         PQfreemem(note);
+        if (monotonic_ns() >= deadline && !c->free_requested && c->state != PGC_LOST) {
+            /* A zero timeout, not event_active: the rest must wait until
+             * the loop has polled the other sockets. */
+            static const struct timeval next_pass = {0, 0};
+            set_reading(c, false);
+            event_add(c->more_ev, &next_pass);
+            return;
+        }
     }
+    if (!c->free_requested && c->state != PGC_LOST)
+        set_reading(c, true);
+}
+
+static void on_more_notifications(evutil_socket_t fd, short what, void *arg)
+{
+    struct pg_conn *c = arg;
+    (void)fd;
+    (void)what;
+    enter(c);
+    read_results(c);
+    deliver_notifications(c);
+    leave(c);
 }
 
 static bool result_is_error(const PGresult *res)
@@ -424,13 +477,16 @@ struct pg_conn *pg_conn_new(struct event_base *base, const char *conninfo,
     c->setup_sql = setup_sql != NULL ? strdup(setup_sql) : NULL;
     c->timeout_ev = evtimer_new(base, on_timeout, c);
     c->kick_ev = evtimer_new(base, on_kick, c);
+    c->more_ev = evtimer_new(base, on_more_notifications, c);
     c->pg = PQconnectStartParams(keywords, values, 1);
     if ((setup_sql != NULL && c->setup_sql == NULL) || c->timeout_ev == NULL ||
-        c->kick_ev == NULL || c->pg == NULL) {
+        c->kick_ev == NULL || c->more_ev == NULL || c->pg == NULL) {
         if (c->timeout_ev != NULL)
             event_free(c->timeout_ev);
         if (c->kick_ev != NULL)
             event_free(c->kick_ev);
+        if (c->more_ev != NULL)
+            event_free(c->more_ev);
         if (c->pg != NULL)
             PQfinish(c->pg);
         free(c->setup_sql);

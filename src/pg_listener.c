@@ -189,6 +189,19 @@ static void fetch_row(struct pg_listener *l, const struct notification *n)
         p->fetching = false; /* the connection is going down; the gap fill covers it */
 }
 
+/* A notification is the server talking: the connection is alive, only our
+ * reading lags. Under a flood the probe's answer queues behind notifications
+ * that take longer than the probe timeout to fan out, and dropping the
+ * connection then would add a gap fill to the overload. So each one moves
+ * the probe's deadline on; a connection that goes silent still misses it. */
+static void keep_probe_waiting(struct pg_listener *l)
+{
+    if (!evtimer_pending(l->ping_deadline_ev, NULL))
+        return;
+    struct timeval deadline = {l->options.ping_timeout_seconds, 0};
+    evtimer_add(l->ping_deadline_ev, &deadline);
+}
+
 static void on_notify(struct pg_conn *c, const char *channel, const char *payload, void *arg)
 {
     struct pg_listener *l = arg;
@@ -200,6 +213,7 @@ static void on_notify(struct pg_conn *c, const char *channel, const char *payloa
     if (strcmp(channel, PG_LISTENER_CHANNEL) != 0)
         return;
     metrics.events_received++;
+    keep_probe_waiting(l);
     if (!notification_parse(payload, len, &n, &why)) {
         metrics.events_invalid[INVALID_NOTIFICATION]++;
         log_warn("notification skipped", "reason=%s payload=%.200s", why, payload);

@@ -38,7 +38,7 @@
 
 /* Frames at least this large are shared by reference instead of copied;
  * below it a copy into the output buffer is cheaper than the bookkeeping. */
-#define SHARE_BY_REFERENCE_BYTES 2048
+#define SHARE_BY_REFERENCE_BYTES 256
 /* Unread request bytes kept per stream (clients have nothing to send). */
 #define INPUT_HIGH_WATERMARK (64 * 1024)
 /* Pieces of one write sent straight to the socket; longer runs (replay
@@ -432,6 +432,13 @@ static void tune_socket(struct session *s)
     setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof(user_timeout_ms));
     bufferevent_set_timeouts(bev, NULL, &write_timeout);
     bufferevent_setwatermark(bev, EV_READ, 0, INPUT_HIGH_WATERMARK);
+    /* Autotuning lets the kernel hold up to tcp_wmem's maximum (4 MiB by
+     * default) for a client that stopped reading, before anything is
+     * pending here where the slow-consumer limits see it. A fixed buffer
+     * bounds that kernel memory per stream and lets the limits act sooner. */
+    int sndbuf = s->all->settings.socket_buffer_bytes;
+    if (sndbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 }
 
 static void session_end(struct session *s, enum close_reason reason);

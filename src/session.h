@@ -38,6 +38,7 @@ struct session_settings {
     int soft_seconds;
     size_t hard_bytes;
     int write_timeout_seconds;
+    int socket_buffer_bytes; /* SO_SNDBUF; 0 leaves the kernel's autotuning */
 };
 
 struct sessions *sessions_new(struct event_base *base, struct hub *hub, struct replay *replay,
