@@ -44,6 +44,15 @@ struct replay_job {
     size_t awaiting; /* targets whose output has not drained yet */
     enum job_state state;
     bool abandoned;
+    bool query_in_flight; /* a page query runs on a pool connection */
+    /* The next page is read while the members drain this one, so the
+     * database and the clients work at the same time. At most one page
+     * waits here: memory stays bounded by the page size. */
+    bool prefetching;
+    bool prefetched;
+    struct frame **ready; /* owned, with one reference per frame */
+    size_t ready_count;
+    bool ready_was_full;
     bool page_was_full;
     bool read_any; /* a page of this job has returned rows */
     int64_t position; /* highest id read so far */
@@ -113,10 +122,18 @@ static void job_detach(struct replay_job *job, struct hub_member *m)
 
 /* Frees the job; its members must be detached. Never called while a query
  * of the job is in flight (see abandoned). */
+static void drop_frames(struct frame **frames, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        frame_unref(frames[i]);
+    free(frames);
+}
+
 static void job_free(struct replay_job *job)
 {
     struct replay *r = job->r;
     pg_pool_cancel(r->pool, &job->waiter);
+    drop_frames(job->ready, job->ready_count);
     if (job->retry_ev != NULL)
         event_free(job->retry_ev);
     list_remove(&job->link);
@@ -201,7 +218,10 @@ static void job_resize_page(struct replay_job *job, size_t rows, size_t bytes)
     job->page_limit = limit < 1 ? 1 : (limit > max_rows ? max_rows : limit);
 }
 
-static void job_write_page(struct replay_job *job, const PGresult *res)
+/* Turns a page into frames, advancing the job's position. Returns false
+ * (and has scheduled a retry) when out of memory. */
+static bool job_read_page(struct replay_job *job, const PGresult *res, struct frame ***out,
+                          size_t *out_count)
 {
     int rows = PQntuples(res);
     size_t bytes = 0, count = 0;
@@ -210,8 +230,7 @@ static void job_write_page(struct replay_job *job, const PGresult *res)
     if (rows > 0 && frames == NULL) {
         log_error("replay page dropped: out of memory", "consumer=%s rows=%d", job->consumer_id,
                   rows);
-        job_retry_later(job);
-        return;
+        return false;
     }
     for (int i = 0; i < rows; i++) {
         int64_t id = 0;
@@ -232,7 +251,15 @@ static void job_write_page(struct replay_job *job, const PGresult *res)
     metrics.replay_rows += (uint64_t)rows;
     job->page_was_full = (size_t)rows >= job->page_limit;
     job_resize_page(job, (size_t)rows, bytes);
+    *out = frames;
+    *out_count = count;
+    return true;
+}
 
+/* Writes a page to the members (taking over frames). A full page means
+ * more rows: the next one is read while the members drain this one. */
+static void job_deliver_page(struct replay_job *job, struct frame **frames, size_t count)
+{
     for (struct list_node *n = job->targets.next; n != &job->targets; n = n->next) {
         struct hub_member *m = target_member(n);
         hub_member_deliver(m, frames, count);
@@ -241,16 +268,39 @@ static void job_write_page(struct replay_job *job, const PGresult *res)
             job->awaiting++;
         }
     }
-    for (size_t i = 0; i < count; i++)
-        frame_unref(frames[i]);
-    free(frames);
+    drop_frames(frames, count);
 
     backoff_reset(&job->backoff);
-    if (job->awaiting > 0) {
-        job->state = JOB_DRAINING;
+    if (job->awaiting == 0) {
+        job_page_done(job);
         return;
     }
-    job_page_done(job);
+    job->state = JOB_DRAINING;
+    if (job->page_was_full) {
+        job->prefetching = true;
+        job_next_page(job);
+    }
+}
+
+/* Every member has drained the last page: write the page read meanwhile,
+ * wait for it, or go on as after any page. */
+static void job_drained(struct replay_job *job)
+{
+    if (!job->prefetching) {
+        job_page_done(job);
+        return;
+    }
+    if (!job->prefetched) {
+        job->state = JOB_QUERYING; /* on_page writes it when it comes */
+        return;
+    }
+    struct frame **frames = job->ready;
+    size_t count = job->ready_count;
+    job->page_was_full = job->ready_was_full;
+    job->ready = NULL;
+    job->ready_count = 0;
+    job->prefetching = job->prefetched = false;
+    job_deliver_page(job, frames, count);
 }
 
 static bool query_failed(struct replay_job *job, const PGresult *res)
@@ -271,6 +321,7 @@ static void on_newest(struct pg_conn *conn, const PGresult *res, void *arg)
 {
     struct replay_job *job = arg;
     pg_pool_release(job->r->pool, conn);
+    job->query_in_flight = false;
     if (job->abandoned) {
         job_free(job);
         return;
@@ -303,15 +354,38 @@ static void on_page(struct pg_conn *conn, const PGresult *res, void *arg)
         pg_conn_execute(conn, "piper_replay_newest", 1, params, on_newest, job))
         return; /* keep the connection for one more question */
     pg_pool_release(job->r->pool, conn);
+    job->query_in_flight = false;
     if (job->abandoned) {
         job_free(job);
         return;
     }
+    if (job->prefetching && job->state == JOB_DRAINING) {
+        /* Read ahead while the members still drain: keep the page, or
+         * forget it on failure (the drain then reads it again). */
+        if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK ||
+            !job_read_page(job, res, &job->ready, &job->ready_count)) {
+            job->prefetching = false;
+            job->page_was_full = true;
+            return;
+        }
+        job->read_any = true;
+        job->ready_was_full = job->page_was_full;
+        job->page_was_full = true; /* the page being drained was full */
+        job->prefetched = true;
+        return;
+    }
+    job->prefetching = false;
     if (query_failed(job, res))
         return;
     if (PQntuples(res) > 0)
         job->read_any = true;
-    job_write_page(job, res);
+    struct frame **frames;
+    size_t count;
+    if (!job_read_page(job, res, &frames, &count)) {
+        job_retry_later(job);
+        return;
+    }
+    job_deliver_page(job, frames, count);
 }
 
 static void on_granted(struct pg_pool_waiter *w, struct pg_conn *conn)
@@ -327,15 +401,25 @@ static void on_granted(struct pg_pool_waiter *w, struct pg_conn *conn)
         target_member(n)->held_overflowed = false;
     if (!pg_conn_execute(conn, "piper_replay_page", 3, params, on_page, job)) {
         pg_pool_release(job->r->pool, conn);
+        if (job->prefetching && job->state == JOB_DRAINING) {
+            job->prefetching = false; /* the drain reads the page instead */
+            return;
+        }
+        job->prefetching = false;
         job_retry_later(job);
         return;
     }
-    job->state = JOB_QUERYING;
+    job->query_in_flight = true;
+    if (job->state != JOB_DRAINING)
+        job->state = JOB_QUERYING;
 }
 
+/* Asks the pool for a connection to read the next page. A read-ahead
+ * (prefetching) keeps the job DRAINING meanwhile. */
 static void job_next_page(struct replay_job *job)
 {
-    job->state = JOB_WAITING;
+    if (!job->prefetching)
+        job->state = JOB_WAITING;
     job->waiter.granted = on_granted;
     pg_pool_acquire(job->r->pool, &job->waiter);
 }
@@ -386,7 +470,7 @@ void replay_member_drained(struct hub_member *m)
         return;
     m->catchup.awaiting_drain = false;
     if (--job->awaiting == 0 && job->state == JOB_DRAINING)
-        job_page_done(job);
+        job_drained(job);
 }
 
 void replay_member_leave(struct hub_member *m)
@@ -396,14 +480,14 @@ void replay_member_leave(struct hub_member *m)
         return;
     job_detach(job, m);
     if (job->target_count == 0) {
-        if (job->state == JOB_QUERYING)
+        if (job->query_in_flight)
             job->abandoned = true;
         else
             job_free(job);
         return;
     }
     if (job->state == JOB_DRAINING && job->awaiting == 0)
-        job_page_done(job);
+        job_drained(job);
 }
 
 struct resync_ctx {
