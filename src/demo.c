@@ -53,6 +53,11 @@ static bool load_file(struct demo_file *f, const char *dir, const char *name)
     f->len = f->bytes != NULL ? fread(f->bytes, 1, DEMO_FILE_MAX, in) : 0;
     bool ok = f->bytes != NULL && !ferror(in) && f->len < DEMO_FILE_MAX;
     fclose(in);
+    if (ok) { /* keep what the file needs, not the read buffer's size */
+        char *fit = realloc(f->bytes, f->len > 0 ? f->len : 1);
+        if (fit != NULL)
+            f->bytes = fit;
+    }
     if (!ok) {
         log_warn("demo page file unreadable or too large", "path=%s", path);
         free(f->bytes);
