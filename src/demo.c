@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "list.h"
 #include "log.h"
 
 #define DEMO_FILE_MAX (1024 * 1024)
@@ -28,12 +29,14 @@ static const struct {
 
 struct demo {
     struct pg_pool *pool;
+    struct list_node inserts; /* in flight, owned here until done */
     struct demo_file files[PAGE_FILE_COUNT];
     size_t file_count;
 };
 
 struct demo_insert {
     struct pg_pool_waiter waiter;
+    struct list_node link; /* in demo->inserts */
     struct demo *demo;
     char *params[3];
     demo_done_fn done; /* NULL once cancelled */
@@ -72,6 +75,7 @@ struct demo *demo_new(const char *dir, struct pg_pool *pool)
     if (d == NULL)
         return NULL;
     d->pool = pool;
+    list_init(&d->inserts);
     for (size_t i = 0; i < PAGE_FILE_COUNT; i++) {
         struct demo_file *f = &d->files[d->file_count];
         f->name = page_files[i].name;
@@ -82,10 +86,20 @@ struct demo *demo_new(const char *dir, struct pg_pool *pool)
     return d;
 }
 
+static void insert_free(struct demo_insert *ins);
+
 void demo_free(struct demo *d)
 {
     if (d == NULL)
         return;
+    /* Inserts still waiting for a connection or running: their callbacks
+     * never come (the loop has stopped, and pg_pool_free drops the
+     * statement), so they end here. */
+    while (!list_empty(&d->inserts)) {
+        struct demo_insert *ins = container_of(d->inserts.next, struct demo_insert, link);
+        pg_pool_cancel(d->pool, &ins->waiter);
+        insert_free(ins);
+    }
     for (size_t i = 0; i < d->file_count; i++)
         free(d->files[i].bytes);
     free(d);
@@ -104,6 +118,7 @@ const struct demo_file *demo_find(const struct demo *d, const char *path)
 
 static void insert_free(struct demo_insert *ins)
 {
+    list_remove(&ins->link);
     for (size_t i = 0; i < 3; i++)
         free(ins->params[i]);
     free(ins);
@@ -146,6 +161,7 @@ struct demo_insert *demo_insert(struct demo *d, const char *subscriber, const ch
     if (ins == NULL)
         return NULL;
     ins->demo = d;
+    list_append(&d->inserts, &ins->link);
     ins->params[0] = strdup(type);
     ins->params[1] = strdup(subscriber);
     ins->params[2] = strdup(payload_json);

@@ -30,6 +30,8 @@ struct demo;
 /* pool may be NULL when inserts are disabled. Missing page files are logged
  * once; the page is then answered with 404. */
 struct demo *demo_new(const char *dir, struct pg_pool *pool);
+/* After the loop has stopped and before pg_pool_free: also frees the
+ * inserts still in flight, whose callbacks can no longer come. */
 void demo_free(struct demo *d);
 
 /* The file served for a request path ("/" is index.html), or NULL. */

@@ -159,6 +159,23 @@ assert_eq 403 "$(status -X POST -H "Origin: http://127.0.0.2:$(piper_port open)"
 assert_eq 403 "$(status -X POST -H "Origin: $own_origin.evil.example" \
     -d '{"consumer_id": "demo", "type": "demo", "payload": {}}' "$open/demo/events")" "insert from a look-alike origin"
 
+# A demo insert still running at shutdown is freed with the service (the
+# ASan binary would report a leak and exit non-zero otherwise): the table is
+# locked so that the insert waits.
+background psql "$DATABASE_URL" -X -q -c "begin; lock table events in access exclusive mode; select pg_sleep(60)" 2>/dev/null
+locker=$LAST_PID
+table_locked() {
+    [ "$(sql "select count(*) from pg_locks where relation = 'events'::regclass and mode = 'AccessExclusiveLock' and granted")" = 1 ]
+}
+wait_for "the table lock" 10 table_locked
+curl -s -o /dev/null --max-time 20 -X POST -d '{"consumer_id": "demo", "type": "demo", "payload": {}}' \
+    "$open/demo/events" &
+insert_waiting() {
+    [ "$(sql "select count(*) from pg_stat_activity where application_name = 'event-piper replay' and wait_event_type = 'Lock'")" = 1 ]
+}
+wait_for "the demo insert to wait for the lock" 10 insert_waiting
 piper_stop open
+sql "select pg_terminate_backend(pid) from pg_stat_activity where pid <> pg_backend_pid() and query like '%pg_sleep(60)%'" >/dev/null
+wait "$locker" 2>/dev/null || true
 piper_stop auth
 test_done
