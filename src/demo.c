@@ -1,7 +1,8 @@
 /*
  * Demo page files and test inserts. An insert borrows a pool connection for
  * one statement; its job outlives a cancelled requester until the statement
- * is done, because the pool and the connection still point at it.
+ * is done, because the pool and the connection still point at it, or until
+ * demo_free at shutdown.
  */
 #include "demo.h"
 

@@ -554,12 +554,20 @@ bool session_start(struct sessions *all, struct evhttp_request *req, const char 
 
     metrics.sessions_opened++;
     evhttp_connection_get_peer(s->evcon, &peer, &port);
+    /* Behind a load balancer the peer is the proxy; the client's address as
+     * the proxy reports it (unverified: any client can send the header)
+     * lets an operator follow one client across reconnects. */
+    const char *forwarded = evhttp_find_header(evhttp_request_get_input_headers(req),
+                                               "X-Forwarded-For");
+    if (forwarded == NULL)
+        forwarded = "-";
     if (has_last_id)
-        log_info("session opened", "session=%" PRIu64 " consumer=%s peer=%s port=%u last_event_id=%" PRId64,
-                 s->id, consumer_id, peer != NULL ? peer : "", (unsigned)port, last_id);
+        log_info("session opened",
+                 "session=%" PRIu64 " consumer=%s peer=%s port=%u forwarded_for=%s last_event_id=%" PRId64,
+                 s->id, consumer_id, peer != NULL ? peer : "", (unsigned)port, forwarded, last_id);
     else
-        log_info("session opened", "session=%" PRIu64 " consumer=%s peer=%s port=%u", s->id,
-                 consumer_id, peer != NULL ? peer : "", (unsigned)port);
+        log_info("session opened", "session=%" PRIu64 " consumer=%s peer=%s port=%u forwarded_for=%s",
+                 s->id, consumer_id, peer != NULL ? peer : "", (unsigned)port, forwarded);
     /* Both header lists have served their purpose (the reply's are on the
      * wire, the request's were read; consumer_id may point into them, so
      * this comes last). An idle stream should cost as little memory as
