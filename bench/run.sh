@@ -104,10 +104,24 @@ stop_clients() {
     CLIENT_PIDS=()
 }
 declare -a CLIENT_PIDS=()
-# totals FIELD: sum of a field of the clients' "total ..." lines.
-totals() { cat "$WORK"/client.*.log | awk -v f="$1" '$1 == "total" { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == f) s += kv[2] } } END { print s + 0 }'; }
-# worst FIELD: the largest value of a field over the clients' total lines.
-worst() { cat "$WORK"/client.*.log | awk -v f="$1" '$1 == "total" { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == f && kv[2] > m) m = kv[2] } } END { print m + 0 }'; }
+# fields sum|max WORD FIELD FILE...: the sum or the largest of FIELD=value
+# over the lines that start with WORD (the tools' one-line reports).
+fields() {
+    local how=$1 word=$2 field=$3
+    shift 3
+    cat "$@" | awk -v how="$how" -v w="$word" -v f="$field" '$1 == w {
+        for (i = 2; i <= NF; i++) {
+            split($i, kv, "=")
+            if (kv[1] != f) continue
+            s += kv[2]
+            if (kv[2] + 0 > m) m = kv[2] + 0
+        }
+    } END { print (how == "max") ? m + 0 : s + 0 }'
+}
+# Over the sse-clients' "total ..." lines, and the producers' "produced ..." lines.
+totals() { fields sum total "$1" "$WORK"/client.*.log; }
+worst() { fields max total "$1" "$WORK"/client.*.log; }
+produced() { fields sum produced "$1" "$WORK"/producer*.out; }
 reset_logs() { rm -f "$WORK"/client.*.log; }
 consumer_list() { # PREFIX COUNT
     local i out=""
@@ -115,6 +129,8 @@ consumer_list() { # PREFIX COUNT
     echo "${out%,}"
 }
 per() { awk -v a="$1" -v b="$2" -v s="${3:-1}" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f\n", a * s / b }'; }
+per_second() { awk -v n="$1" -v ns="$2" 'BEGIN { printf "%.0f\n", n / (ns / 1e9) }'; } # COUNT NANOSECONDS
+larger() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b) ? a : b }'; }
 
 # ---- scenarios ------------------------------------------------------------------
 
@@ -127,22 +143,20 @@ fanout() {
     clients 2 $((sessions / 2)) 1 --consumer fan0 --latency
     wait_metric event_piper_sessions_open "$sessions" 60
     sleep 1
-    local t0 d0 u0 s0
-    t0=$(cpu_ticks)
+    local d0 u0 s0
     read -r u0 s0 <<<"$(cpu_split)"
     d0=$(metric event_piper_events_delivered_total)
     "$PRODUCER" --db "$DATABASE_URL" --rate "$rate" --rows-per-tx 1 --consumers 1 --prefix fan \
         --duration "$seconds" >"$WORK/producer.out"
     sleep 1
-    local t1 d1 u1 s1 deliveries
-    t1=$(cpu_ticks)
+    local d1 u1 s1 deliveries
     read -r u1 s1 <<<"$(cpu_split)"
     d1=$(metric event_piper_events_delivered_total)
     deliveries=$((d1 - d0))
     stop_clients
     result fanout "deliveries ($sessions streams x $rate events/s x ${seconds}s)" "$deliveries" \
         "$((sessions * rate * seconds))"
-    result fanout "server CPU per delivery (us)" "$(per $((t1 - t0)) "$deliveries" $((1000000 / CLK_TCK)))" "<= 4"
+    result fanout "server CPU per delivery (us)" "$(per $((u1 + s1 - u0 - s0)) "$deliveries" $((1000000 / CLK_TCK)))" "<= 4"
     result fanout "  of which user / system (us)" \
         "$(per $((u1 - u0)) "$deliveries" $((1000000 / CLK_TCK))) / $(per $((s1 - s0)) "$deliveries" $((1000000 / CLK_TCK)))" "-"
     result fanout "latency p50 / p99 (ms), whole fan-out" \
@@ -207,14 +221,13 @@ latency() {
     t1=$(cpu_ticks)
     stop_clients
     local produced received
-    produced=$(awk '{ split($2, kv, "="); s += kv[2] } END { print s }' "$WORK"/producer.*.out)
+    produced=$(produced rows)
     received=$(totals events)
     result latency "events produced / received" "$produced / $received" "no loss"
     result latency "INSERT-to-client p50 (ms)" "$(per "$(worst p50_us)" 1000)" "<= 0.3"
     result latency "INSERT-to-client p99 (ms)" "$(per "$(worst p99_us)" 1000)" "<= 1.5"
     result latency "INSERT-to-client max (ms)" "$(per "$(worst max_us)" 1000)" "-"
     result latency "server CPU per event (us)" "$(per $((t1 - t0)) "$received" $((1000000 / CLK_TCK)))" "-"
-    rm -f "$WORK"/producer.*.out
     piper_stop
 }
 
@@ -254,7 +267,7 @@ replay() {
     end=$(date +%s%N)
     wait "$pid" || die "the replaying client failed: $(tail -3 "$WORK/client.r.log")"
     result replay "rows/s, $rows rows to one client" \
-        "$(awk -v n="$rows" -v ns=$((end - start)) 'BEGIN { printf "%.0f\n", n / (ns / 1e9) }')" ">= 500000"
+        "$(per_second "$rows" $((end - start)))" ">= 500000"
     result replay "RSS growth during that replay (MiB)" "$(per $((max - base)) 1024)" "flat"
 
     reset_logs
@@ -278,7 +291,7 @@ replay() {
     result replay "$clients_n clients x $per_client rows: seconds" \
         "$(awk -v ns=$((end - start)) 'BEGIN { printf "%.1f\n", ns / 1e9 }')" "-"
     result replay "  rows/s over all clients" \
-        "$(awk -v n=$((clients_n * per_client)) -v ns=$((end - start)) 'BEGIN { printf "%.0f\n", n / (ns / 1e9) }')" "-"
+        "$(per_second $((clients_n * per_client)) $((end - start)))" "-"
     result replay "  pool connections at most (REPLAY_POOL_SIZE 4) / replays waiting at most" \
         "$pool_max / $waiting_max" "<= 4"
     piper_stop
@@ -303,19 +316,18 @@ ingest() {
         running=0
         for pid in "${producers[@]}"; do kill -0 "$pid" 2>/dev/null && running=1; done
         q=$(sql "select pg_notification_queue_usage()")
-        qmax=$(awk -v a="$q" -v b="$qmax" 'BEGIN { print (a > b) ? a : b }')
+        qmax=$(larger "$q" "$qmax")
         sleep 0.5
     done
     for pid in "${producers[@]}"; do wait "$pid" || die "a producer failed"; done
     sleep 2
     local produced received
-    produced=$(awk '{ split($2, kv, "="); s += kv[2] } END { print s }' "$WORK"/producer.*.out)
+    produced=$(produced rows)
     received=$(( $(metric event_piper_events_received_total) - r0 ))
     result ingest "rows/s reached by $writers writers (100 rows/tx, $rate offered)" \
-        "$(awk '{ split($5, kv, "="); s += kv[2] } END { printf "%.0f\n", s }' "$WORK"/producer.*.out)" ">= 100000"
+        "$(produced rate)" ">= 100000"
     result ingest "rows produced / notifications received" "$produced / $received" "equal"
     result ingest "pg_notification_queue_usage() at most" "$qmax" "~0"
-    rm -f "$WORK"/producer.*.out
     piper_stop
 }
 
@@ -343,20 +355,20 @@ overload() {
         rss=$(rss_kib)
         [ "$rss" -gt "$max" ] && max=$rss
         q=$(sql "select pg_notification_queue_usage()")
-        qmax=$(awk -v a="$q" -v b="$qmax" 'BEGIN { print (a > b) ? a : b }')
+        qmax=$(larger "$q" "$qmax")
         probe=$(curl -s -o /dev/null -w '%{time_total}' --max-time 10 "http://127.0.0.1:$PORT/healthz" || echo 10)
-        worst_probe=$(awk -v a="$probe" -v b="$worst_probe" 'BEGIN { print (a > b) ? a : b }')
+        worst_probe=$(larger "$probe" "$worst_probe")
         sleep 0.5
     done
     wait "$p"
     d1=$(metric event_piper_events_delivered_total)
     t1=$(date +%s%N)
-    result overload "offered" "$(awk '{ split($5, kv, "="); print kv[2] }' "$WORK/producer.out") events/s (1.1 KB) x $sessions streams" "-"
-    result overload "deliveries/s reached" "$(awk -v d=$((d1 - d0)) -v ns=$((t1 - t0)) 'BEGIN { printf "%.0f\n", d / (ns / 1e9) }')" "-"
+    result overload "offered" "$(produced rate) events/s (1.1 KB) x $sessions streams" "-"
+    result overload "deliveries/s reached" "$(per_second $((d1 - d0)) $((t1 - t0)))" "-"
     result overload "pg_notification_queue_usage() at most (backlog left in PostgreSQL)" "$qmax" "-"
     result overload "RSS growth at most (MiB)" "$(per $((max - base)) 1024)" "bounded"
     result overload "streams cut as slow consumers" \
-        "$(curl -fs "http://127.0.0.1:$PORT/metrics" | awk '$1 == "event_piper_sessions_closed_total{reason=\"slow_consumer\"}" { print $2 }')" \
+        "$(metric 'event_piper_sessions_closed_total{reason="slow_consumer"}')" \
         ">= $stuck"
     result overload "slowest /healthz answer during overload (s)" "$worst_probe" "never stalls"
     result overload "listener reconnects (a stalled loop misses its ping deadline)" \
@@ -373,6 +385,7 @@ for s in "${scenarios[@]}"; do
     case "$s" in fanout | memory | latency | replay | ingest | overload) ;; *) die "unknown scenario $s" ;; esac
     say "---- $s"
     sql "truncate events" >/dev/null
+    rm -f "$WORK"/producer*.out # produced() reads this scenario's only
     "$s"
 done
 

@@ -120,8 +120,6 @@ static void job_detach(struct replay_job *job, struct hub_member *m)
     job->target_count--;
 }
 
-/* Frees the job; its members must be detached. Never called while a query
- * of the job is in flight (see abandoned). */
 static void drop_frames(struct frame **frames, size_t count)
 {
     for (size_t i = 0; i < count; i++)
@@ -129,6 +127,8 @@ static void drop_frames(struct frame **frames, size_t count)
     free(frames);
 }
 
+/* Frees the job; its members must be detached. Never called while a query
+ * of the job is in flight (see abandoned). */
 static void job_free(struct replay_job *job)
 {
     struct replay *r = job->r;
@@ -218,10 +218,11 @@ static void job_resize_page(struct replay_job *job, size_t rows, size_t bytes)
     job->page_limit = limit < 1 ? 1 : (limit > max_rows ? max_rows : limit);
 }
 
-/* Turns a page into frames, advancing the job's position. Returns false
- * (and has scheduled a retry) when out of memory. */
+/* Turns a page into frames, advancing the job's position and sizing the
+ * next page; *full says whether the page had as many rows as asked for.
+ * Returns false, with nothing written to the outputs, when out of memory. */
 static bool job_read_page(struct replay_job *job, const PGresult *res, struct frame ***out,
-                          size_t *out_count)
+                          size_t *out_count, bool *full)
 {
     int rows = PQntuples(res);
     size_t bytes = 0, count = 0;
@@ -249,17 +250,26 @@ static bool job_read_page(struct replay_job *job, const PGresult *res, struct fr
     }
     metrics.replay_queries++;
     metrics.replay_rows += (uint64_t)rows;
-    job->page_was_full = (size_t)rows >= job->page_limit;
+    *full = (size_t)rows >= job->page_limit;
     job_resize_page(job, (size_t)rows, bytes);
     *out = frames;
     *out_count = count;
     return true;
 }
 
+/* A read-ahead query is running, or its page waits, while the members still
+ * drain the page before it. */
+static bool reading_ahead(const struct replay_job *job)
+{
+    return job->prefetching && job->state == JOB_DRAINING;
+}
+
 /* Writes a page to the members (taking over frames). A full page means
  * more rows: the next one is read while the members drain this one. */
-static void job_deliver_page(struct replay_job *job, struct frame **frames, size_t count)
+static void job_deliver_page(struct replay_job *job, struct frame **frames, size_t count,
+                             bool full)
 {
+    job->page_was_full = full;
     for (struct list_node *n = job->targets.next; n != &job->targets; n = n->next) {
         struct hub_member *m = target_member(n);
         hub_member_deliver(m, frames, count);
@@ -276,7 +286,7 @@ static void job_deliver_page(struct replay_job *job, struct frame **frames, size
         return;
     }
     job->state = JOB_DRAINING;
-    if (job->page_was_full) {
+    if (full) {
         job->prefetching = true;
         job_next_page(job);
     }
@@ -296,11 +306,10 @@ static void job_drained(struct replay_job *job)
     }
     struct frame **frames = job->ready;
     size_t count = job->ready_count;
-    job->page_was_full = job->ready_was_full;
     job->ready = NULL;
     job->ready_count = 0;
     job->prefetching = job->prefetched = false;
-    job_deliver_page(job, frames, count);
+    job_deliver_page(job, frames, count, job->ready_was_full);
 }
 
 static bool query_failed(struct replay_job *job, const PGresult *res)
@@ -359,18 +368,15 @@ static void on_page(struct pg_conn *conn, const PGresult *res, void *arg)
         job_free(job);
         return;
     }
-    if (job->prefetching && job->state == JOB_DRAINING) {
-        /* Read ahead while the members still drain: keep the page, or
-         * forget it on failure (the drain then reads it again). */
+    if (reading_ahead(job)) {
+        /* Keep the page for when the members have drained, or forget it
+         * on failure: the drain then reads it again (the page being
+         * drained was full, so job_page_done asks for the next one). */
         if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK ||
-            !job_read_page(job, res, &job->ready, &job->ready_count)) {
+            !job_read_page(job, res, &job->ready, &job->ready_count, &job->ready_was_full)) {
             job->prefetching = false;
-            job->page_was_full = true;
             return;
         }
-        job->read_any = true;
-        job->ready_was_full = job->page_was_full;
-        job->page_was_full = true; /* the page being drained was full */
         job->prefetched = true;
         return;
     }
@@ -381,11 +387,12 @@ static void on_page(struct pg_conn *conn, const PGresult *res, void *arg)
         job->read_any = true;
     struct frame **frames;
     size_t count;
-    if (!job_read_page(job, res, &frames, &count)) {
+    bool full;
+    if (!job_read_page(job, res, &frames, &count, &full)) {
         job_retry_later(job);
         return;
     }
-    job_deliver_page(job, frames, count);
+    job_deliver_page(job, frames, count, full);
 }
 
 static void on_granted(struct pg_pool_waiter *w, struct pg_conn *conn)
@@ -401,7 +408,7 @@ static void on_granted(struct pg_pool_waiter *w, struct pg_conn *conn)
         target_member(n)->held_overflowed = false;
     if (!pg_conn_execute(conn, "piper_replay_page", 3, params, on_page, job)) {
         pg_pool_release(job->r->pool, conn);
-        if (job->prefetching && job->state == JOB_DRAINING) {
+        if (reading_ahead(job)) {
             job->prefetching = false; /* the drain reads the page instead */
             return;
         }
@@ -410,7 +417,7 @@ static void on_granted(struct pg_pool_waiter *w, struct pg_conn *conn)
         return;
     }
     job->query_in_flight = true;
-    if (job->state != JOB_DRAINING)
+    if (!reading_ahead(job))
         job->state = JOB_QUERYING;
 }
 

@@ -453,7 +453,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 static void tune_socket(struct session *s)
 {
     struct bufferevent *bev = evhttp_connection_get_bufferevent(s->evcon);
-    evutil_socket_t fd = bufferevent_getfd(bev);
+    evutil_socket_t fd = s->fd;
     int on = 1;
     unsigned user_timeout_ms = (unsigned)s->all->settings.write_timeout_seconds * 1000u;
     struct timeval write_timeout = {s->all->settings.write_timeout_seconds, 0};
@@ -525,8 +525,9 @@ bool session_start(struct sessions *all, struct evhttp_request *req, const char 
     }
     s->req = req;
     s->evcon = evhttp_request_get_connection(req);
-    s->fd = bufferevent_getfd(evhttp_connection_get_bufferevent(s->evcon));
-    s->out = bufferevent_get_output(evhttp_connection_get_bufferevent(s->evcon));
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(s->evcon);
+    s->fd = bufferevent_getfd(bev);
+    s->out = bufferevent_get_output(bev);
     s->id = ++all->next_id;
     s->state = SESSION_OPEN;
     list_init(&s->soft_link);
@@ -575,7 +576,7 @@ bool session_start(struct sessions *all, struct evhttp_request *req, const char 
      * end. */
     evhttp_clear_headers(headers);
     evhttp_clear_headers(evhttp_request_get_input_headers(req));
-    release_empty_chains(bufferevent_get_input(evhttp_connection_get_bufferevent(s->evcon)));
+    release_empty_chains(bufferevent_get_input(bev));
     release_empty_chains(evhttp_request_get_input_buffer(req));
     release_empty_chains(evhttp_request_get_output_buffer(req));
     if (has_last_id)

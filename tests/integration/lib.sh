@@ -208,6 +208,18 @@ background() {
     BACKGROUND_PIDS+=("$LAST_PID")
 }
 
+# within SECONDS COMMAND...: polls COMMAND; status 1 if it never succeeds.
+# Unlike wait_for, COMMAND's stderr is kept, so a check inside it can fail
+# the test with its own message (a client that died, say).
+within() {
+    local deadline=$((SECONDS + $1))
+    shift
+    until "$@" >/dev/null; do
+        [ "$SECONDS" -lt "$deadline" ] || return 1
+        sleep 0.1
+    done
+}
+
 # wait_for DESCRIPTION TIMEOUT_SECONDS COMMAND...: polls until COMMAND succeeds.
 wait_for() {
     local what=$1 timeout=$2

@@ -111,17 +111,6 @@ check_connections() {
     log "PostgreSQL connections with $n instances, replays idle: $n"
 }
 
-# within SECONDS COMMAND...: polls COMMAND; status 1 if it never succeeds.
-# Unlike wait_for, COMMAND's stderr is kept, so a check inside it can fail
-# the test with its own message (see clients_alive).
-within() {
-    local deadline=$((SECONDS + $1))
-    shift
-    until "$@" >/dev/null; do
-        [ "$SECONDS" -lt "$deadline" ] || return 1
-        sleep 0.1
-    done
-}
 wait_until() { # DESCRIPTION SECONDS COMMAND...
     local what=$1
     shift

@@ -115,12 +115,11 @@ streams_behind() {
             print n + 0
         }' "$WORK/expected" "$WORK"/storm/*.events
 }
-deadline=$((SECONDS + 120))
-until [ "$(streams_behind)" = 0 ]; do
+storm_done() {
     kill -0 "$storm_pid" 2>/dev/null || fail "the storm's sse-client exited (see $ARTIFACTS/$TEST_NAME.storm.log)"
-    [ "$SECONDS" -lt "$deadline" ] || fail "$(streams_behind) streams did not reach their consumer's last row in 120 s"
-    sleep 0.2
-done
+    [ "$(streams_behind)" = 0 ]
+}
+within 120 storm_done || fail "$(streams_behind) streams did not reach their consumer's last row in 120 s"
 log "storm replayed in $((($(date +%s%N) - storm_started) / 1000000)) ms"
 kill "${samplers[@]}" 2>/dev/null || true
 
