@@ -125,7 +125,11 @@ build/bench/producer: bench/producer.c
 	@mkdir -p $(dir $@)
 	$(CC) $(RELEASE_CFLAGS) -o $@ $< $(PKG_LIBS)
 
-BENCH_TOOLS := bin/event-piper build/tools/sse-client build/bench/producer
+build/bench/send_floor: bench/send_floor.c
+	@mkdir -p $(dir $@)
+	$(CC) $(RELEASE_CFLAGS) -o $@ $<
+
+BENCH_TOOLS := bin/event-piper build/tools/sse-client build/bench/producer build/bench/send_floor
 
 # The benchmark suite (bench/run.sh; results in bench/RESULTS.md).
 bench: deps $(BENCH_TOOLS)

@@ -20,6 +20,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PIPER_BIN=${PIPER_BIN:-$ROOT/bin/event-piper}
 CLIENT=$ROOT/build/tools/sse-client
 PRODUCER=$ROOT/build/bench/producer
+SEND_FLOOR=$ROOT/build/bench/send_floor
 SMOKE=${SMOKE:-0}
 CLK_TCK=$(getconf CLK_TCK)
 WORK=$(mktemp -d /tmp/piper-bench.XXXXXX)
@@ -46,8 +47,8 @@ size() { if [ "$SMOKE" = 1 ]; then echo "$2"; else echo "$1"; fi; }
 # result SCENARIO MEASURE VALUE TARGET
 result() { printf '%s\t%s\t%s\t%s\n' "$@" >>"$RESULTS"; say "$1: $2 = $3 (target $4)"; }
 
-for tool in "$PIPER_BIN" "$CLIENT" "$PRODUCER"; do
-    [ -x "$tool" ] || die "$tool is missing: run make build build/tools/sse-client build/bench/producer"
+for tool in "$PIPER_BIN" "$CLIENT" "$PRODUCER" "$SEND_FLOOR"; do
+    [ -x "$tool" ] || die "$tool is missing: run make build build/tools/sse-client build/bench/producer build/bench/send_floor"
 done
 DATABASE_URL=$("$ROOT/postgresql/pg-local" start "$WORK/pg")
 export DATABASE_URL
@@ -143,17 +144,20 @@ fanout() {
     clients 2 $((sessions / 2)) 1 --consumer fan0 --latency
     wait_metric event_piper_sessions_open "$sessions" 60
     sleep 1
-    local d0 u0 s0
+    local d0 u0 s0 b0
     read -r u0 s0 <<<"$(cpu_split)"
     d0=$(metric event_piper_events_delivered_total)
+    b0=$(metric event_piper_bytes_written_total)
     "$PRODUCER" --db "$DATABASE_URL" --rate "$rate" --rows-per-tx 1 --consumers 1 --prefix fan \
         --duration "$seconds" >"$WORK/producer.out"
     sleep 1
-    local d1 u1 s1 deliveries
+    local d1 u1 s1 b1 deliveries
     read -r u1 s1 <<<"$(cpu_split)"
     d1=$(metric event_piper_events_delivered_total)
+    b1=$(metric event_piper_bytes_written_total)
     deliveries=$((d1 - d0))
     stop_clients
+    piper_stop
     result fanout "deliveries ($sessions streams x $rate events/s x ${seconds}s)" "$deliveries" \
         "$((sessions * rate * seconds))"
     result fanout "server CPU per delivery (us)" "$(per $((u1 + s1 - u0 - s0)) "$deliveries" $((1000000 / CLK_TCK)))" "<= 4"
@@ -161,7 +165,15 @@ fanout() {
         "$(per $((u1 - u0)) "$deliveries" $((1000000 / CLK_TCK))) / $(per $((s1 - s0)) "$deliveries" $((1000000 / CLK_TCK)))" "-"
     result fanout "latency p50 / p99 (ms), whole fan-out" \
         "$(per "$(worst p50_us)" 1000) / $(per "$(worst p99_us)" 1000)" "-"
-    piper_stop
+    # The same writes with no service around them: one sendmsg() of the
+    # delivery's average size (plus the chunk framing) to as many loopback
+    # sockets, at the same rate. The service makes one such call per delivery.
+    local bytes floor
+    bytes=$(( (b1 - b0) / (deliveries > 0 ? deliveries : 1) + 6 ))
+    floor=$("$SEND_FLOOR" --sockets "$sessions" --rounds "$(size 50 5)" --interval-ms $((1000 / rate)) \
+        --bytes "$bytes")
+    result fanout "kernel floor: bare sendmsg() of $bytes bytes, same shape (us)" \
+        "$(fields sum floor per_send_us <(echo "$floor"))" "-"
 }
 
 memory() {

@@ -94,11 +94,38 @@ static bool scan_escape(struct scanner *s)
     return true;
 }
 
+/* Length of the run at p of bytes a string may hold as they are: ASCII
+ * from 0x20 up, except the quote and the backslash. Looks at eight bytes at
+ * a time (string bodies are most of a payload's bytes) and stops at the
+ * first group holding any other byte, which the caller then reads one by
+ * one. The tests for "some byte is zero" and "some byte is below n" are
+ * exact about whether one exists, which is all that is asked. */
+static size_t plain_run(const char *p, const char *end)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    const char *start = p;
+    while (end - p >= 8) {
+        uint64_t v;
+        memcpy(&v, p, sizeof(v));
+        uint64_t quote = v ^ (ones * '"');
+        uint64_t backslash = v ^ (ones * '\\');
+        uint64_t special = ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) |
+                           ((v - ones * 0x20) & ~v) | v;
+        if ((special & highs) != 0)
+            break;
+        p += 8;
+    }
+    return (size_t)(p - start);
+}
+
 static bool scan_string(struct scanner *s)
 {
     const char *start = s->p;
     s->p++; /* opening quote */
     while (s->p < s->end) {
+        s->p += plain_run(s->p, s->end);
+        if (s->p >= s->end)
+            break;
         unsigned char c = (unsigned char)*s->p;
         if (c == '"') {
             s->p++;

@@ -11,6 +11,7 @@
  * Tear-down runs in reverse order so nothing outlives what it points to.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -254,6 +255,19 @@ static void service_stop(struct service *svc)
     config_free(&svc->cfg);
 }
 
+/* A replay page (libpq's result, then its frames) is allocated and freed
+ * as a whole, hundreds of KiB at a time. With glibc's default the freed top
+ * of the heap went back to the kernel after every page and was faulted in
+ * again for the next: a quarter of the service's CPU in a replay (perf,
+ * bench/RESULTS.md). Keeping up to this much freed heap costs little next
+ * to the working set of the replay pool's pages. */
+enum { KEPT_FREE_HEAP_BYTES = 8 * 1024 * 1024 };
+
+static void keep_freed_heap(void)
+{
+    mallopt(M_TRIM_THRESHOLD, KEPT_FREE_HEAP_BYTES);
+}
+
 int main(int argc, char **argv)
 {
     struct service svc;
@@ -270,6 +284,7 @@ int main(int argc, char **argv)
     log_configure((enum log_format)svc.cfg.log_format, (enum log_level)svc.cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
+    keep_freed_heap();
     config_log(&svc.cfg);
 
     int status = 0;

@@ -25,6 +25,7 @@
 #include "event_row.h"
 #include "log.h"
 #include "metrics.h"
+#include "notification.h"
 
 const char replay_prepare_sql[] =
     "PREPARE piper_replay_page(text, bigint, integer) AS " EVENT_ROW_REPLAY_SELECT
@@ -74,6 +75,7 @@ struct replay {
 };
 
 static void job_next_page(struct replay_job *job);
+static void job_drained(struct replay_job *job);
 
 static struct hub_member *target_member(struct list_node *n)
 {
@@ -218,28 +220,46 @@ static void job_resize_page(struct replay_job *job, size_t rows, size_t bytes)
     job->page_limit = limit < 1 ? 1 : (limit > max_rows ? max_rows : limit);
 }
 
-/* Turns a page into frames, advancing the job's position and sizing the
- * next page; *full says whether the page had as many rows as asked for.
- * Returns false, with nothing written to the outputs, when out of memory. */
-static bool job_read_page(struct replay_job *job, const PGresult *res, struct frame ***out,
-                          size_t *out_count, bool *full)
+/* Room for one frame per row of a page; NULL only when out of memory. */
+static struct frame **page_frames_new(const PGresult *res)
 {
     int rows = PQntuples(res);
-    size_t bytes = 0, count = 0;
-    struct frame **frames = rows > 0 ? malloc((size_t)rows * sizeof(*frames)) : NULL;
+    return malloc((size_t)(rows > 0 ? rows : 1) * sizeof(struct frame *));
+}
 
-    if (rows > 0 && frames == NULL) {
-        log_error("replay page dropped: out of memory", "consumer=%s rows=%d", job->consumer_id,
-                  rows);
-        return false;
+/* Moves the job past a page (rows come in id order, so the last id is the
+ * highest) and sizes the next page. Returns whether the page had as many
+ * rows as asked for, which means there may be more. */
+static bool job_account_page(struct replay_job *job, const PGresult *res)
+{
+    int rows = PQntuples(res);
+    size_t bytes = 0;
+    for (int i = 0; i < rows; i++)
+        bytes += event_row_bytes(res, i);
+    if (rows > 0) {
+        int64_t last = 0;
+        const char *text = PQgetvalue(res, rows - 1, EVENT_ROW_ID);
+        if (notification_parse_id(text, (size_t)PQgetlength(res, rows - 1, EVENT_ROW_ID), &last) &&
+            last > job->position)
+            job->position = last;
     }
+    metrics.replay_queries++;
+    metrics.replay_rows += (uint64_t)rows;
+    bool full = (size_t)rows >= job->page_limit;
+    job_resize_page(job, (size_t)rows, bytes);
+    return full;
+}
+
+/* Turns a page's rows into frames; a row that cannot become one is logged
+ * and skipped. Returns the number of frames. */
+static size_t job_fill_frames(struct replay_job *job, const PGresult *res, struct frame **frames)
+{
+    int rows = PQntuples(res);
+    size_t count = 0;
     for (int i = 0; i < rows; i++) {
         int64_t id = 0;
         enum frame_error err = FRAME_OK;
         struct frame *f = event_row_frame(res, i, &id, &err);
-        bytes += event_row_bytes(res, i);
-        if (id > job->position)
-            job->position = id;
         if (f == NULL) {
             metrics.events_invalid[INVALID_ROW]++;
             log_warn("row skipped", "id=%" PRId64 " subscriber=%s reason=%s", id,
@@ -248,13 +268,7 @@ static bool job_read_page(struct replay_job *job, const PGresult *res, struct fr
         }
         frames[count++] = f;
     }
-    metrics.replay_queries++;
-    metrics.replay_rows += (uint64_t)rows;
-    *full = (size_t)rows >= job->page_limit;
-    job_resize_page(job, (size_t)rows, bytes);
-    *out = frames;
-    *out_count = count;
-    return true;
+    return count;
 }
 
 /* A read-ahead query is running, or its page waits, while the members still
@@ -264,12 +278,25 @@ static bool reading_ahead(const struct replay_job *job)
     return job->prefetching && job->state == JOB_DRAINING;
 }
 
-/* Writes a page to the members (taking over frames). A full page means
- * more rows: the next one is read while the members drain this one. */
+/* Asks for the page after the job's position while the current one is
+ * still being turned into frames and written: the database then works
+ * while this process and the clients do, instead of waiting for them. */
+static void job_read_ahead(struct replay_job *job)
+{
+    job->prefetching = true;
+    job->state = JOB_DRAINING;
+    job_next_page(job);
+}
+
+/* Writes a page to the members (taking over frames). After a full page the
+ * next one is read (if that is not already under way) while the members
+ * drain this one. */
 static void job_deliver_page(struct replay_job *job, struct frame **frames, size_t count,
                              bool full)
 {
     job->page_was_full = full;
+    if (full && !job->prefetching)
+        job_read_ahead(job);
     for (struct list_node *n = job->targets.next; n != &job->targets; n = n->next) {
         struct hub_member *m = target_member(n);
         hub_member_deliver(m, frames, count);
@@ -281,15 +308,9 @@ static void job_deliver_page(struct replay_job *job, struct frame **frames, size
     drop_frames(frames, count);
 
     backoff_reset(&job->backoff);
-    if (job->awaiting == 0) {
-        job_page_done(job);
-        return;
-    }
     job->state = JOB_DRAINING;
-    if (full) {
-        job->prefetching = true;
-        job_next_page(job);
-    }
+    if (job->awaiting == 0)
+        job_drained(job);
 }
 
 /* Every member has drained the last page: write the page read meanwhile,
@@ -372,27 +393,34 @@ static void on_page(struct pg_conn *conn, const PGresult *res, void *arg)
         /* Keep the page for when the members have drained, or forget it
          * on failure: the drain then reads it again (the page being
          * drained was full, so job_page_done asks for the next one). */
+        struct frame **frames = NULL;
         if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK ||
-            !job_read_page(job, res, &job->ready, &job->ready_count, &job->ready_was_full)) {
+            (frames = page_frames_new(res)) == NULL) {
             job->prefetching = false;
             return;
         }
+        job->ready_was_full = job_account_page(job, res);
+        job->ready = frames;
+        job->ready_count = job_fill_frames(job, res, frames);
         job->prefetched = true;
         return;
     }
     job->prefetching = false;
     if (query_failed(job, res))
         return;
-    if (PQntuples(res) > 0)
-        job->read_any = true;
-    struct frame **frames;
-    size_t count;
-    bool full;
-    if (!job_read_page(job, res, &frames, &count, &full)) {
+    struct frame **frames = page_frames_new(res);
+    if (frames == NULL) {
+        log_error("replay page dropped: out of memory", "consumer=%s rows=%d", job->consumer_id,
+                  PQntuples(res));
         job_retry_later(job);
         return;
     }
-    job_deliver_page(job, frames, count, full);
+    if (PQntuples(res) > 0)
+        job->read_any = true;
+    bool full = job_account_page(job, res);
+    if (full)
+        job_read_ahead(job);
+    job_deliver_page(job, frames, job_fill_frames(job, res, frames), full);
 }
 
 static void on_granted(struct pg_pool_waiter *w, struct pg_conn *conn)

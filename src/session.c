@@ -41,6 +41,7 @@
 #define SHARE_BY_REFERENCE_BYTES 256
 /* Unread request bytes kept per stream (clients have nothing to send). */
 #define INPUT_HIGH_WATERMARK (64 * 1024)
+#define MAX_WRITE_BYTES_PER_CALL (256 * 1024)
 /* Pieces of one write sent straight to the socket; longer runs (replay
  * pages) go through the output buffer, where one flush writes them all. */
 #define MAX_DIRECT_PIECES 64
@@ -466,6 +467,10 @@ static void tune_socket(struct session *s)
     setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof(user_timeout_ms));
     bufferevent_set_timeouts(bev, NULL, &write_timeout);
     bufferevent_setwatermark(bev, EV_READ, 0, INPUT_HIGH_WATERMARK);
+    /* libevent writes at most 16 KiB per call by default: a replay page
+     * would then take a dozen trips through the event loop, each with its
+     * own poll and write. */
+    bufferevent_set_max_single_write(bev, MAX_WRITE_BYTES_PER_CALL);
     /* Autotuning lets the kernel hold up to tcp_wmem's maximum (4 MiB by
      * default) for a client that stopped reading, before anything is
      * pending here where the slow-consumer limits see it. A fixed buffer

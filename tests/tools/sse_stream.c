@@ -233,11 +233,50 @@ const char *sse_stream_last_event_id(const struct sse_stream *s)
 
 /* ---- UTF-8 ------------------------------------------------------------ */
 
+/* The benchmarks parse hundreds of thousands of events a second with this
+ * parser on the same CPUs as the service, so its two byte-by-byte loops
+ * look at eight bytes at a time where they can. */
+static const uint64_t ONES = 0x0101010101010101u, HIGHS = 0x8080808080808080u;
+
+/* Length of the ASCII run at p. */
+static size_t ascii_prefix(const char *p, size_t n)
+{
+    size_t i = 0;
+    for (uint64_t v; i + 8 <= n; i += 8) {
+        memcpy(&v, p + i, sizeof(v));
+        if ((v & HIGHS) != 0)
+            break;
+    }
+    while (i < n && (unsigned char)p[i] < 0x80)
+        i++;
+    return i;
+}
+
+/* Length of the run at p before the first CR or LF. */
+static size_t line_length(const char *p, size_t n)
+{
+    size_t i = 0;
+    for (uint64_t v; i + 8 <= n; i += 8) {
+        memcpy(&v, p + i, sizeof(v));
+        uint64_t cr = v ^ (ONES * '\r'), lf = v ^ (ONES * '\n');
+        if ((((cr - ONES) & ~cr) | ((lf - ONES) & ~lf)) & HIGHS)
+            break;
+    }
+    while (i < n && p[i] != '\r' && p[i] != '\n')
+        i++;
+    return i;
+}
+
 /* Validates n more bytes of the SSE body, carrying a partial sequence over
  * from one call to the next. */
 static bool utf8_ok(struct sse_stream *s, const char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
+        if (s->utf8_need == 0) {
+            i += ascii_prefix(p + i, n - i);
+            if (i == n)
+                break;
+        }
         unsigned char b = (unsigned char)p[i];
         if (s->utf8_need > 0) {
             if (b < s->utf8_lo || b > s->utf8_hi)
@@ -465,9 +504,7 @@ static bool append_value(struct sse_stream *s, const char *p, size_t n)
 
 static size_t value_step(struct sse_stream *s, const char *p, size_t n)
 {
-    size_t k = 0;
-    while (k < n && p[k] != '\r' && p[k] != '\n')
-        k++;
+    size_t k = line_length(p, n);
     if (!utf8_ok(s, p, k < n ? k + 1 : k))
         return k;
     if (k > 0 && !(count_line(s, k) && append_value(s, p, k)))

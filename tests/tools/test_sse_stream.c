@@ -613,6 +613,37 @@ static void feed__invalid_utf8__error(void **state)
     }
 }
 
+/* Lines are scanned eight bytes at a time for line breaks and non-ASCII
+ * bytes: each must be found at any offset within and across groups. */
+static void feed__special_byte_at_every_offset__found(void **state)
+{
+    static const char *const bad[] = {"\xc0\x80", "\xed\xa0\x80", "\x80", "\xc3" "A", "\xff"};
+    static const char *const good[] = {"\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80"};
+    static const char letters[] = "abcdefghijklmnopqrstuvwxyz";
+    char body[128], expected[128];
+    struct rec r;
+    (void)state;
+    for (int at = 0; at < 20; at++) {
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            int len = snprintf(body, sizeof(body), "data: %.*s%sxyz\n\n", at, letters, bad[i]);
+            const char *got = run_body(&r, body, (size_t)len);
+            if (strstr(got, "error: invalid UTF-8 byte") != got)
+                fail_msg("bad %zu at %d gave %s", i, at, got);
+        }
+        for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+            /* One line ending in LF, the next in CR LF, the last in CR. */
+            int len = snprintf(body, sizeof(body), "data: %.*s%s\ndata: %.*s\r\ndata: %s%.*s\r\r",
+                               at, letters, good[i], at, letters, good[i], 20 - at, letters);
+            snprintf(expected, sizeof(expected), "%.*s%s\\n%.*s\\n%s%.*s]", at, letters, good[i], at,
+                     letters, good[i], 20 - at, letters);
+            const char *got = run_body(&r, body, (size_t)len);
+            const char *data = strstr(got, "data=[");
+            if (data == NULL || strncmp(data + 6, expected, strlen(expected)) != 0)
+                fail_msg("good %zu at %d gave %s", i, at, got);
+        }
+    }
+}
+
 static void finish__partial_utf8_at_close__truncated(void **state)
 {
     struct rec r;
@@ -1072,6 +1103,7 @@ int main(void)
         cmocka_unit_test(feed__byte_order_mark__skipped),
         cmocka_unit_test(feed__valid_utf8__accepted_wherever_cut),
         cmocka_unit_test(feed__invalid_utf8__error),
+        cmocka_unit_test(feed__special_byte_at_every_offset__found),
         cmocka_unit_test(finish__partial_utf8_at_close__truncated),
         cmocka_unit_test(feed__chunk_sizes__hex_any_case_and_leading_zeros),
         cmocka_unit_test(feed__malformed_chunk_size__error),

@@ -81,6 +81,32 @@ static void json_compact__strings__escapes_and_spaces_kept(void **state)
                        "{\"k\":\"a b\\n\\\"q\\\" \\u00e9 \xe2\x82\xac\"}", JSON_KIND_OBJECT);
 }
 
+/* Strings are scanned eight bytes at a time: every kind of byte that
+ * needs a look must be found at any offset within and across groups. */
+static void json_compact__special_byte_at_every_offset__found(void **state)
+{
+    (void)state;
+    static const char *const valid[] = {"\\\"", "\\\\", "\xc3\xa9", "\xe2\x82\xac", "\\u00e9", " "};
+    static const char *const invalid[] = {"\x01", "\x1f", "\n", "\xff", "\xc3", "\"x", "\\q"};
+    char body[64], text[96];
+    for (size_t at = 0; at < 20; at++) {
+        for (size_t i = 0; i < sizeof(valid) / sizeof(valid[0]); i++) {
+            snprintf(body, sizeof(body), "%.*s%s%.*s", (int)at, "abcdefghijklmnopqrstuvwxyz",
+                     valid[i], (int)(19 - at), "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+            snprintf(text, sizeof(text), "{\"k\": \"%s\"}", body);
+            char expected[96];
+            snprintf(expected, sizeof(expected), "{\"k\":\"%s\"}", body);
+            assert_compacts_to(text, expected, JSON_KIND_OBJECT);
+        }
+        for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++) {
+            snprintf(text, sizeof(text), "{\"k\": \"%.*s%s%.*s\"}", (int)at,
+                     "abcdefghijklmnopqrstuvwxyz", invalid[i], (int)(19 - at),
+                     "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+            assert_invalid(text);
+        }
+    }
+}
+
 static void json_compact__scalars__kind_reported(void **state)
 {
     (void)state;
@@ -416,6 +442,7 @@ int main(void)
         cmocka_unit_test(json_compact__jsonb_output__whitespace_dropped),
         cmocka_unit_test(json_compact__numbers__digits_kept_verbatim),
         cmocka_unit_test(json_compact__strings__escapes_and_spaces_kept),
+        cmocka_unit_test(json_compact__special_byte_at_every_offset__found),
         cmocka_unit_test(json_compact__scalars__kind_reported),
         cmocka_unit_test(json_compact__invalid_text__refused),
         cmocka_unit_test(json_compact__unicode_escapes__kept_as_written),
