@@ -93,7 +93,8 @@ clients() {
     shift 3
     for k in $(seq 0 $((n - 1))); do
         "$CLIENT" --port "$PORT" --sessions "$each" --quiet \
-            --source-ips "127.0.$((octet + k)).1-127.0.$((octet + k)).20" "$@" 2>"$WORK/client.$octet.$k.log" &
+            --source-ips "127.0.$((octet + k)).1-127.0.$((octet + k)).20" "$@" \
+            --latency-file "$WORK/latency.$octet.$k.hist" 2>"$WORK/client.$octet.$k.log" &
         PIDS+=("$!")
         CLIENT_PIDS+=("$!")
     done
@@ -122,8 +123,17 @@ fields() {
 # Over the sse-clients' "total ..." lines, and the producers' "produced ..." lines.
 totals() { fields sum total "$1" "$WORK"/client.*.log; }
 worst() { fields max total "$1" "$WORK"/client.*.log; }
+# quantile Q: the Q quantile in ms of the latencies of all the clients'
+# events together (their histograms added up), not the worst client's.
+quantile() {
+    sort -n "$WORK"/latency.*.hist | awk -v q="$1" '{ v[NR] = $1; c[NR] = $2; n += $2 } END {
+        if (n == 0) { print "n/a"; exit }
+        rank = int(q * n + 0.5); if (rank < 1) rank = 1; if (rank > n) rank = n
+        for (i = 1; i <= NR; i++) { seen += c[i]; if (seen >= rank) { printf "%.2f\n", v[i] / 1000; exit } }
+    }'
+}
 produced() { fields sum produced "$1" "$WORK"/producer*.out; }
-reset_logs() { rm -f "$WORK"/client.*.log; }
+reset_logs() { rm -f "$WORK"/client.*.log "$WORK"/latency.*.hist; }
 consumer_list() { # PREFIX COUNT
     local i out=""
     for i in $(seq 0 $(($2 - 1))); do out+="$1$i,"; done
@@ -141,7 +151,7 @@ fanout() {
     seconds=$(size 20 2)
     piper_start
     reset_logs
-    clients 2 $((sessions / 2)) 1 --consumer fan0 --latency
+    clients 2 $((sessions / 2)) 1 --consumer fan0
     wait_metric event_piper_sessions_open "$sessions" 60
     sleep 1
     local d0 u0 s0 b0
@@ -164,7 +174,7 @@ fanout() {
     result fanout "  of which user / system (us)" \
         "$(per $((u1 - u0)) "$deliveries" $((1000000 / CLK_TCK))) / $(per $((s1 - s0)) "$deliveries" $((1000000 / CLK_TCK)))" "-"
     result fanout "latency p50 / p99 (ms), whole fan-out" \
-        "$(per "$(worst p50_us)" 1000) / $(per "$(worst p99_us)" 1000)" "-"
+        "$(quantile 0.5) / $(quantile 0.99)" "-"
     # The same writes with no service around them: one sendmsg() of the
     # delivery's average size (plus the chunk framing) to as many loopback
     # sockets, at the same rate. The service makes one such call per delivery.
@@ -218,7 +228,7 @@ latency() {
     seconds=$(size 10 2)
     piper_start
     reset_logs
-    clients 2 $((sessions / 2)) 20 --consumers "$(consumer_list l "$sessions")" --latency
+    clients 2 $((sessions / 2)) 20 --consumers "$(consumer_list l "$sessions")"
     wait_metric event_piper_sessions_open "$sessions" 60
     sleep 1
     local t0 t1
@@ -236,9 +246,10 @@ latency() {
     produced=$(produced rows)
     received=$(totals events)
     result latency "events produced / received" "$produced / $received" "no loss"
-    result latency "INSERT-to-client p50 (ms)" "$(per "$(worst p50_us)" 1000)" "<= 0.3"
-    result latency "INSERT-to-client p99 (ms)" "$(per "$(worst p99_us)" 1000)" "<= 1.5"
-    result latency "INSERT-to-client max (ms)" "$(per "$(worst max_us)" 1000)" "-"
+    result latency "INSERT-to-client p50 (ms), all events" "$(quantile 0.5)" "<= 0.3"
+    result latency "INSERT-to-client p99 (ms), all events" "$(quantile 0.99)" "<= 1.5"
+    result latency "  p99 of the worse of the 2 client processes (ms)" "$(per "$(worst p99_us)" 1000)" "-"
+    result latency "INSERT-to-client p99.9 / max (ms)" "$(quantile 0.999) / $(quantile 1)" "-"
     result latency "server CPU per event (us)" "$(per $((t1 - t0)) "$received" $((1000000 / CLK_TCK)))" "-"
     piper_stop
 }

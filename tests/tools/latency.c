@@ -1,5 +1,6 @@
 #include "latency.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,6 +84,18 @@ int64_t latency_quantile(const struct latency *h, double q)
         }
     }
     return h->max;
+}
+
+bool latency_write(const struct latency *h, FILE *f)
+{
+    for (size_t b = 0; b < BUCKETS; b++) {
+        if (h->buckets[b] == 0)
+            continue;
+        int64_t top = bucket_top(h, b);
+        if (fprintf(f, "%" PRId64 " %" PRIu32 "\n", top < h->max ? top : h->max, h->buckets[b]) < 0)
+            return false;
+    }
+    return fflush(f) == 0;
 }
 
 bool latency_stamp(const char *data, size_t len, int64_t *t_us)

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 struct latency;
 
@@ -27,6 +28,12 @@ int64_t latency_max(const struct latency *h);
 /* The smallest recorded value v such that at least q (0..1) of the values
  * are <= v, to the bucket's resolution; -1 when nothing was recorded. */
 int64_t latency_quantile(const struct latency *h, double q);
+
+/* Writes one line "<value_us> <count>" per non-empty bucket, in increasing
+ * order, the value being what latency_quantile reports for that bucket.
+ * Adding up the counts of several such files gives the histogram of all
+ * their values together. False on a write error. */
+bool latency_write(const struct latency *h, FILE *f);
 
 /* The integer after the first "t": key of a JSON object's text (compact or
  * not). False when there is none. */

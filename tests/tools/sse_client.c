@@ -102,6 +102,7 @@ struct options {
     bool close_when_done;
     size_t max_line;
     bool latency; /* record now - payload "t" per event */
+    const char *latency_file; /* where to write the histogram at exit */
     bool stall;   /* never read: a client that stopped reading */
 };
 
@@ -351,6 +352,15 @@ static bool set_max_line(struct options *o, const char *v)
     return true;
 }
 
+static bool set_latency_file(struct options *o, const char *v)
+{
+    if (*v == '\0')
+        return false;
+    o->latency = true;
+    o->latency_file = v;
+    return true;
+}
+
 static const struct option_spec option_specs[] = {
     {"host", "H", set_host, 0, "server address or name (default 127.0.0.1)"},
     {"port", "P", set_port, 0, "server port (default 4000)"},
@@ -386,6 +396,8 @@ static const struct option_spec option_specs[] = {
     {"max-line", "BYTES", set_max_line, 0, "longest SSE line and event accepted (default 4 MiB)"},
     FLAG("latency", latency,
          "latency of each event from the \"t\" (Unix microseconds) in its data; printed at exit"),
+    {"latency-file", "PATH", set_latency_file, 0,
+     "also write the latency histogram there at exit, to merge several clients' (implies --latency)"},
     FLAG("stall", stall, "send the request, then never read (a stuck client)"),
 };
 
@@ -1257,6 +1269,21 @@ static void client_print_totals(const struct client *c)
     fputc('\n', stderr);
 }
 
+/* The histogram for bench/run.sh, which adds up several clients' to get
+ * the percentiles of all their events together. */
+static bool write_latency_file(const struct client *c)
+{
+    if (c->latency == NULL || c->opt.latency_file == NULL)
+        return true;
+    FILE *f = fopen(c->opt.latency_file, "w");
+    bool ok = f != NULL && latency_write(c->latency, f);
+    if (f != NULL && fclose(f) != 0)
+        ok = false;
+    if (!ok)
+        fprintf(stderr, "sse-client: cannot write %s\n", c->opt.latency_file);
+    return ok;
+}
+
 static void free_event(struct event *ev)
 {
     if (ev != NULL)
@@ -1313,6 +1340,8 @@ int main(int argc, char **argv)
     if (!c.opt.quiet || c.opt.latency)
         client_print_totals(&c);
     code = c.exit_code;
+    if (!write_latency_file(&c) && code == 0)
+        code = EXIT_NOT_DONE;
     client_free(&c);
     return code;
 }

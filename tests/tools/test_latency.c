@@ -1,8 +1,10 @@
 /* cmocka tests for the benchmark client's latency histogram and stamp parser. */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -45,6 +47,43 @@ static void test_coarse_and_overflow(void **state)
     latency_free(h);
 }
 
+/* Two histograms written and their lines added up give the quantiles of
+ * all values together, whatever the split. */
+static void test_write_merges(void **state)
+{
+    (void)state;
+    struct latency *a = latency_new(), *b = latency_new(), *all = latency_new();
+    for (int64_t v = 0; v < 3000; v++) {
+        int64_t us = v * v % 150007; /* both fine and coarse buckets */
+        latency_record(v % 3 == 0 ? a : b, us);
+        latency_record(all, us);
+    }
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    assert_non_null(f);
+    assert_true(latency_write(a, f));
+    assert_true(latency_write(b, f));
+    fclose(f);
+
+    struct latency *merged = latency_new();
+    int64_t value;
+    unsigned count;
+    int used;
+    for (const char *p = text; sscanf(p, "%" SCNd64 " %u\n%n", &value, &count, &used) == 2; p += used)
+        for (unsigned i = 0; i < count; i++)
+            latency_record(merged, value);
+    const double qs[] = {0.0, 0.5, 0.9, 0.99, 0.999, 1.0};
+    for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++)
+        assert_int_equal(latency_quantile(merged, qs[i]), latency_quantile(all, qs[i]));
+    assert_int_equal(latency_count(merged), 3000);
+    free(text);
+    latency_free(a);
+    latency_free(b);
+    latency_free(all);
+    latency_free(merged);
+}
+
 static void test_stamp(void **state)
 {
     (void)state;
@@ -66,6 +105,7 @@ int main(void)
         cmocka_unit_test(test_empty),
         cmocka_unit_test(test_exact_below_100ms),
         cmocka_unit_test(test_coarse_and_overflow),
+        cmocka_unit_test(test_write_merges),
         cmocka_unit_test(test_stamp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
