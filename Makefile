@@ -36,7 +36,7 @@ UNIT_ASAN := $(patsubst tests/unit/%.c,build/asan/tests/%,$(UNIT_SRCS))
 TOOLS := build/tools/sse-client build/tools/nats-publish
 TOOL_TESTS := build/tools/test_sse_stream build/tools/test_latency
 
-.PHONY: all build run test unit unit-asan integration asan fuzz deps test-deps clean format psql bench bench-smoke
+.PHONY: all build run test unit unit-asan integration asan fuzz deps test-deps bench-deps clean format psql bench bench-smoke
 
 all: build
 
@@ -118,6 +118,9 @@ deps:
 test-deps:
 	@./.ci/install-deps test
 
+bench-deps:
+	@./.ci/install-deps bench
+
 psql:
 	@psql "$$(./postgresql/pg-local url .run/pg)"
 
@@ -132,7 +135,7 @@ build/bench/send_floor: bench/send_floor.c
 BENCH_TOOLS := bin/event-piper build/tools/sse-client build/bench/producer build/bench/send_floor
 
 # The benchmark suite (bench/run.sh; results in bench/RESULTS.md).
-bench: deps $(BENCH_TOOLS)
+bench: bench-deps $(BENCH_TOOLS)
 	@bench/run.sh
 
 # The same scenarios shrunk to seconds: proves the tools work, asserts no

@@ -3,6 +3,7 @@
 #
 #   bench/run.sh [scenario ...]     default: all, in this order
 #     fanout     server CPU per delivery: 5,000 streams of one consumer, 10 events/s
+#     nchan      the same fan-out served by Nchan (nginx), side by side
 #     memory     RSS per idle stream at 10,000 streams; 19,000 streams all live
 #     latency    INSERT-to-client latency: 1,000 streams on 1,000 consumers, 2,000 events/s
 #     replay     1,000,000 rows to one client; 1,000 clients replaying 10,000 rows each
@@ -184,6 +185,104 @@ fanout() {
         --bytes "$bytes")
     result fanout "kernel floor: bare sendmsg() of $bytes bytes, same shape (us)" \
         "$(fields sum floor per_send_us <(echo "$floor"))" "-"
+}
+
+# The issue's reference figure, measured side by side instead of quoted: Nchan
+# (nginx's pub/sub module, one worker, memory store) in the fan-out's shape,
+# 5,000 EventSource streams on one channel and events of the same payload
+# published over HTTP at the same rate. Its cost is the worker's CPU.
+NCHAN_MODULE=/usr/lib/nginx/modules/ngx_nchan_module.so
+NCHAN_WORKER=""
+nchan_start() {
+    local dir=$WORK/nchan master i
+    mkdir -p "$dir"
+    PORT=$(( (RANDOM % 20000) + 30000 ))
+    cat >"$dir/nginx.conf" <<NGINX_CONF
+load_module $NCHAN_MODULE;
+worker_processes 1;
+worker_rlimit_nofile 20000;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 20000; }
+http {
+    access_log off;
+    client_body_temp_path $dir/body;
+    server {
+        listen 127.0.0.1:$PORT;
+        location = /events { nchan_subscriber eventsource; nchan_channel_id \$http_x_consumer_id; }
+        location = /pub { nchan_publisher; nchan_channel_id \$arg_id; }
+        location = /status { nchan_stub_status; }
+    }
+}
+NGINX_CONF
+    nginx -p "$dir" -c "$dir/nginx.conf" >"$dir/out.log" 2>&1 &
+    master=$!
+    PIDS+=("$master")
+    for i in $(seq 100); do
+        NCHAN_WORKER=$(pgrep -P "$master" | head -1 || true)
+        [ -n "$NCHAN_WORKER" ] && curl -fs "http://127.0.0.1:$PORT/status" >/dev/null 2>&1 && return 0
+        kill -0 "$master" 2>/dev/null || { cat "$dir/out.log" "$dir/error.log" >&2; die "nginx exited at start-up"; }
+        sleep 0.1
+    done
+    die "nginx with Nchan is not ready"
+}
+nchan_stop() {
+    kill -TERM "$(cat "$WORK/nchan/nginx.pid")" 2>/dev/null || true
+    NCHAN_WORKER=""
+}
+nchan_subscribers() { curl -fs "http://127.0.0.1:$PORT/status" | awk '$1 == "subscribers:" { print $2 }'; }
+worker_cpu_split() { awk '{ print $14, $15 }' "/proc/$NCHAN_WORKER/stat"; }
+# nchan_publish RATE SECONDS PAD: one keep-alive connection posts the
+# producer's payload, {"t": <Unix microseconds>, "pad": "x..."}, RATE times a second.
+nchan_publish() {
+    python3 - "$PORT" "$1" "$2" "$3" <<'PUBLISHER'
+import http.client, json, sys, time
+port, rate, seconds, pad = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+conn = http.client.HTTPConnection("127.0.0.1", port)
+start = time.monotonic()
+for n in range(int(rate * seconds)):
+    time.sleep(max(0.0, start + n / rate - time.monotonic()))
+    body = json.dumps({"t": time.time_ns() // 1000, "pad": "x" * pad}, separators=(",", ":"))
+    conn.request("POST", "/pub?id=fan0", body, {"Content-Type": "application/json"})
+    reply = conn.getresponse()
+    reply.read()
+    if reply.status not in (201, 202):
+        sys.exit(f"nchan publish: HTTP {reply.status}")
+PUBLISHER
+}
+nchan() {
+    local sessions rate=10 seconds
+    sessions=$(size 5000 50)
+    seconds=$(size 20 2)
+    command -v nginx >/dev/null && [ -f "$NCHAN_MODULE" ] ||
+        die "the nchan scenario needs nginx-light and libnginx-mod-nchan (make bench installs them)"
+    nchan_start
+    reset_logs
+    clients 2 $((sessions / 2)) 1 --consumer fan0 --foreign-ids
+    local deadline=$((SECONDS + 60))
+    until [ "$(nchan_subscribers)" = "$sessions" ]; do
+        [ "$SECONDS" -lt "$deadline" ] || die "Nchan has $(nchan_subscribers) of $sessions subscribers"
+        sleep 0.2
+    done
+    sleep 1
+    local u0 s0 u1 s1 deliveries version
+    read -r u0 s0 <<<"$(worker_cpu_split)"
+    nchan_publish "$rate" "$seconds" 100
+    sleep 1
+    read -r u1 s1 <<<"$(worker_cpu_split)"
+    stop_clients
+    nchan_stop
+    deliveries=$(totals events)
+    version=$(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null | sed 's/^[0-9]*://; s/+.*//')
+    result nchan "deliveries ($sessions streams x $rate events/s x ${seconds}s)" "$deliveries" \
+        "$((sessions * rate * seconds))"
+    result nchan "Nchan $version, 1 worker: CPU per delivery (us)" \
+        "$(per $((u1 + s1 - u0 - s0)) "$deliveries" $((1000000 / CLK_TCK)))" "above fanout's"
+    result nchan "  of which user / system (us)" \
+        "$(per $((u1 - u0)) "$deliveries" $((1000000 / CLK_TCK))) / $(per $((s1 - s0)) "$deliveries" $((1000000 / CLK_TCK)))" "-"
+    result nchan "latency p50 / p99 (ms), whole fan-out (from the publish)" \
+        "$(quantile 0.5) / $(quantile 0.99)" "-"
 }
 
 memory() {
@@ -403,9 +502,9 @@ overload() {
 # ---- main -------------------------------------------------------------------
 
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(fanout memory latency replay ingest overload)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(fanout nchan memory latency replay ingest overload)
 for s in "${scenarios[@]}"; do
-    case "$s" in fanout | memory | latency | replay | ingest | overload) ;; *) die "unknown scenario $s" ;; esac
+    case "$s" in fanout | nchan | memory | latency | replay | ingest | overload) ;; *) die "unknown scenario $s" ;; esac
     say "---- $s"
     sql "truncate events" >/dev/null
     rm -f "$WORK"/producer*.out # produced() reads this scenario's only

@@ -104,6 +104,7 @@ struct options {
     bool latency; /* record now - payload "t" per event */
     const char *latency_file; /* where to write the histogram at exit */
     bool stall;   /* never read: a client that stopped reading */
+    bool foreign_ids; /* another server's ids (Nchan's time:tag): not parsed or ordered */
 };
 
 /* An option takes a value (metavar and set) or is a flag (the bool at
@@ -399,6 +400,8 @@ static const struct option_spec option_specs[] = {
     {"latency-file", "PATH", set_latency_file, 0,
      "also write the latency histogram there at exit, to merge several clients' (implies --latency)"},
     FLAG("stall", stall, "send the request, then never read (a stuck client)"),
+    FLAG("foreign-ids", foreign_ids,
+         "ids are another server's (say Nchan's time:tag): accepted as text, order not checked"),
 };
 
 #define OPTION_COUNT (sizeof(option_specs) / sizeof(option_specs[0]))
@@ -491,6 +494,11 @@ static int options_parse(struct options *o, int argc, char **argv)
     }
     if (o->expect_status != 0 && o->reconnect) {
         fprintf(stderr, "sse-client: --expect-status does not go with --reconnect or --chaos\n");
+        return EXIT_USAGE;
+    }
+    /* Both need the last id as a number. */
+    if (o->foreign_ids && (o->reconnect || o->has_until_id)) {
+        fprintf(stderr, "sse-client: --foreign-ids does not go with --reconnect, --chaos or --until-id\n");
         return EXIT_USAGE;
     }
     return -1;
@@ -847,9 +855,9 @@ static void record_latency(struct client *c, const char *data, size_t len)
         c->events_without_stamp++;
 }
 
-static bool on_event(void *arg, const char *id, const char *type, const char *data, size_t len)
+/* Event-piper's ids are decimal int64s, strictly increasing per session. */
+static bool session_check_id(struct session *s, const char *id)
 {
-    struct session *s = arg;
     struct client *c = s->client;
     int64_t v;
 
@@ -866,6 +874,18 @@ static bool on_event(void *arg, const char *id, const char *type, const char *da
     }
     s->has_last_id = true;
     s->last_id = v;
+    if (c->opt.has_until_id && v >= c->opt.until_id)
+        s->reached_until_id = true;
+    return true;
+}
+
+static bool on_event(void *arg, const char *id, const char *type, const char *data, size_t len)
+{
+    struct session *s = arg;
+    struct client *c = s->client;
+
+    if (!c->opt.foreign_ids && !session_check_id(s, id))
+        return false;
     s->events++;
     if (c->latency != NULL)
         record_latency(c, data, len);
@@ -879,8 +899,6 @@ static bool on_event(void *arg, const char *id, const char *type, const char *da
                     strerror(errno));
         return false;
     }
-    if (c->opt.has_until_id && v >= c->opt.until_id)
-        s->reached_until_id = true;
     session_check_done(s);
     /* Stopping the parser ends the response; finish_response makes it final. */
     return !c->exiting && !(c->opt.close_when_done && s->done);
