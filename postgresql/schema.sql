@@ -50,8 +50,10 @@ $$;
 -- subscriber is too large) and the service fetches it, so an insert never
 -- fails because its payload is large.
 --
--- One call per statement, not per row: a 100-row INSERT costs 10-15 % less
--- than with a row trigger (bench/RESULTS.md), a single-row INSERT the same.
+-- One call per statement, not per row: 100-row INSERTs run 11-22 % faster
+-- than with a row trigger; a single-row INSERT loses about 6 us (2-14) to
+-- the transition table and the query, a few percent on a cluster without
+-- fsync and far less next to a real commit's flush (bench/RESULTS.md, 10).
 -- Every row is still notified, in id order: ORDER BY and OFFSET 0 keep the
 -- subquery a plan node of its own, so each message is built once and
 -- pg_notify runs over rows already sorted.
