@@ -3,7 +3,8 @@
 #
 #   bench/run.sh [scenario ...]     default: all, in this order
 #     fanout     server CPU per delivery: 5,000 streams of one consumer, 10 events/s
-#     nchan      the same fan-out served by Nchan (nginx), side by side
+#     nchan      the same fan-out and idle streams served by Nchan (nginx), side by side
+#     node       fan-out, idle streams and latency served by an idiomatic Node.js server
 #     memory     RSS per idle stream at 10,000 streams; 19,000 streams all live
 #     latency    INSERT-to-client latency: 1,000 streams on 1,000 consumers, 2,000 events/s
 #     replay     1,000,000 rows to one client; 1,000 clients replaying 10,000 rows each
@@ -77,9 +78,19 @@ piper_stop() {
     PIPER_PID=""
 }
 metric() { curl -fs "http://127.0.0.1:$PORT/metrics" | awk -v n="$1" '$1 == n { print $2 }'; }
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$PIPER_PID/stat"; }
-cpu_split() { awk '{ print $14, $15 }' "/proc/$PIPER_PID/stat"; }
-rss_kib() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$PIPER_PID/status"; }
+# CPU ticks (user and system) and RSS of a process, by default the service.
+cpu_split() { awk '{ print $14, $15 }' "/proc/${1:-$PIPER_PID}/stat"; }
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/${1:-$PIPER_PID}/stat"; }
+rss_kib() { awk '$1 == "VmRSS:" { print $2 }' "/proc/${1:-$PIPER_PID}/status"; }
+# wait_output COUNT WHAT CMD...: until CMD prints COUNT (60 s at most).
+wait_output() {
+    local want=$1 what=$2 deadline=$((SECONDS + 60))
+    shift 2
+    until [ "$("$@")" = "$want" ]; do
+        [ "$SECONDS" -lt "$deadline" ] || die "timed out waiting for $want $what (there are $("$@"))"
+        sleep 0.2
+    done
+}
 wait_metric() { # NAME VALUE SECONDS
     local deadline=$((SECONDS + $3))
     until [ "$(metric "$1")" = "$2" ]; do
@@ -144,6 +155,23 @@ per() { awk -v a="$1" -v b="$2" -v s="${3:-1}" 'BEGIN { if (b == 0) print "n/a";
 per_second() { awk -v n="$1" -v ns="$2" 'BEGIN { printf "%.0f\n", n / (ns / 1e9) }'; } # COUNT NANOSECONDS
 larger() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b) ? a : b }'; }
 
+# The scenarios' loads, shared with the node scenario.
+# fanout_load RATE SECONDS: RATE single-row transactions a second for consumer fan0.
+fanout_load() {
+    "$PRODUCER" --db "$DATABASE_URL" --rate "$1" --rows-per-tx 1 --consumers 1 --prefix fan \
+        --duration "$2" >"$WORK/producer.out"
+}
+# latency_load SESSIONS RATE SECONDS: two producers, single-row transactions,
+# RATE in all, spread over consumers l0 .. l<SESSIONS - 1>.
+latency_load() {
+    "$PRODUCER" --db "$DATABASE_URL" --rate $(($2 / 2)) --rows-per-tx 1 --consumers "$1" \
+        --prefix l --duration "$3" >"$WORK/producer.0.out" &
+    local p0=$!
+    "$PRODUCER" --db "$DATABASE_URL" --rate $(($2 / 2)) --rows-per-tx 1 --consumers "$1" \
+        --prefix l --offset 1 --duration "$3" >"$WORK/producer.1.out"
+    wait "$p0"
+}
+
 # ---- scenarios ------------------------------------------------------------------
 
 fanout() {
@@ -159,8 +187,7 @@ fanout() {
     read -r u0 s0 <<<"$(cpu_split)"
     d0=$(metric event_piper_events_delivered_total)
     b0=$(metric event_piper_bytes_written_total)
-    "$PRODUCER" --db "$DATABASE_URL" --rate "$rate" --rows-per-tx 1 --consumers 1 --prefix fan \
-        --duration "$seconds" >"$WORK/producer.out"
+    fanout_load "$rate" "$seconds"
     sleep 1
     local d1 u1 s1 b1 deliveries
     read -r u1 s1 <<<"$(cpu_split)"
@@ -192,9 +219,10 @@ fanout() {
 # 5,000 EventSource streams on one channel and events of the same payload
 # published over HTTP at the same rate. Its cost is the worker's CPU.
 NCHAN_MODULE=/usr/lib/nginx/modules/ngx_nchan_module.so
+NCHAN_MASTER=""
 NCHAN_WORKER=""
 nchan_start() {
-    local dir=$WORK/nchan master i
+    local dir=$WORK/nchan i
     mkdir -p "$dir"
     PORT=$(( (RANDOM % 20000) + 30000 ))
     cat >"$dir/nginx.conf" <<NGINX_CONF
@@ -217,22 +245,23 @@ http {
 }
 NGINX_CONF
     nginx -p "$dir" -c "$dir/nginx.conf" >"$dir/out.log" 2>&1 &
-    master=$!
-    PIDS+=("$master")
+    NCHAN_MASTER=$!
+    PIDS+=("$NCHAN_MASTER")
     for i in $(seq 100); do
-        NCHAN_WORKER=$(pgrep -P "$master" | head -1 || true)
+        NCHAN_WORKER=$(pgrep -P "$NCHAN_MASTER" | head -1 || true)
         [ -n "$NCHAN_WORKER" ] && curl -fs "http://127.0.0.1:$PORT/status" >/dev/null 2>&1 && return 0
-        kill -0 "$master" 2>/dev/null || { cat "$dir/out.log" "$dir/error.log" >&2; die "nginx exited at start-up"; }
+        kill -0 "$NCHAN_MASTER" 2>/dev/null || { cat "$dir/out.log" "$dir/error.log" >&2; die "nginx exited at start-up"; }
         sleep 0.1
     done
     die "nginx with Nchan is not ready"
 }
 nchan_stop() {
-    kill -TERM "$(cat "$WORK/nchan/nginx.pid")" 2>/dev/null || true
+    kill -TERM "$NCHAN_MASTER" 2>/dev/null || true
+    wait "$NCHAN_MASTER" 2>/dev/null || true
+    NCHAN_MASTER=""
     NCHAN_WORKER=""
 }
 nchan_subscribers() { curl -fs "http://127.0.0.1:$PORT/status" | awk '$1 == "subscribers:" { print $2 }'; }
-worker_cpu_split() { awk '{ print $14, $15 }' "/proc/$NCHAN_WORKER/stat"; }
 # nchan_publish RATE SECONDS PAD: one keep-alive connection posts the
 # producer's payload, {"t": <Unix microseconds>, "pad": "x..."}, RATE times a second.
 nchan_publish() {
@@ -260,17 +289,13 @@ nchan() {
     nchan_start
     reset_logs
     clients 2 $((sessions / 2)) 1 --consumer fan0 --foreign-ids
-    local deadline=$((SECONDS + 60))
-    until [ "$(nchan_subscribers)" = "$sessions" ]; do
-        [ "$SECONDS" -lt "$deadline" ] || die "Nchan has $(nchan_subscribers) of $sessions subscribers"
-        sleep 0.2
-    done
+    wait_output "$sessions" "Nchan subscribers" nchan_subscribers
     sleep 1
     local u0 s0 u1 s1 deliveries version
-    read -r u0 s0 <<<"$(worker_cpu_split)"
+    read -r u0 s0 <<<"$(cpu_split "$NCHAN_WORKER")"
     nchan_publish "$rate" "$seconds" 100
     sleep 1
-    read -r u1 s1 <<<"$(worker_cpu_split)"
+    read -r u1 s1 <<<"$(cpu_split "$NCHAN_WORKER")"
     stop_clients
     nchan_stop
     deliveries=$(totals events)
@@ -283,6 +308,111 @@ nchan() {
         "$(per $((u1 - u0)) "$deliveries" $((1000000 / CLK_TCK))) / $(per $((s1 - s0)) "$deliveries" $((1000000 / CLK_TCK)))" "-"
     result nchan "latency p50 / p99 (ms), whole fan-out (from the publish)" \
         "$(quantile 0.5) / $(quantile 0.99)" "-"
+    nchan_memory
+}
+# The memory scenario's first measure, served by Nchan: the worker's RSS
+# (its share of the channel store's shared memory included) per idle stream.
+nchan_memory() {
+    local idle base rss
+    idle=$(size 10000 100)
+    nchan_start
+    sleep 1
+    base=$(rss_kib "$NCHAN_WORKER")
+    reset_logs
+    clients 2 $((idle / 2)) 10 --consumers "$(consumer_list m 100)" --foreign-ids
+    wait_output "$idle" "Nchan subscribers" nchan_subscribers
+    sleep 2
+    rss=$(rss_kib "$NCHAN_WORKER")
+    stop_clients
+    nchan_stop
+    result nchan "Nchan: RSS per idle stream at $idle streams (KiB)" "$(per $((rss - base)) "$idle")" \
+        "above memory's"
+}
+
+# The other reference, side by side: the idiomatic Node.js server of
+# bench/node-reference (pg + http) on the same database, trigger, producers
+# and clients, in the fan-out's, the idle memory's and the latency's shapes.
+NODE_DIR=$ROOT/bench/node-reference
+NODE_PID=""
+node_start() {
+    PORT=$(( (RANDOM % 20000) + 30000 ))
+    (cd "$NODE_DIR" && exec env PORT=$PORT node server.js) >"$WORK/node.log" 2>&1 &
+    NODE_PID=$!
+    PIDS+=("$NODE_PID")
+    local i
+    for i in $(seq 100); do
+        curl -fs "http://127.0.0.1:$PORT/status" >/dev/null 2>&1 && return 0
+        kill -0 "$NODE_PID" 2>/dev/null || { cat "$WORK/node.log" >&2; die "the Node.js reference exited at start-up"; }
+        sleep 0.1
+    done
+    die "the Node.js reference is not ready"
+}
+node_stop() {
+    kill -TERM "$NODE_PID" 2>/dev/null || true
+    wait "$NODE_PID" 2>/dev/null || true
+    NODE_PID=""
+}
+node_streams() { curl -fs "http://127.0.0.1:$PORT/status" | tr -cd '0-9'; }
+per_us() { per "$1" "$2" $((1000000 / CLK_TCK)); } # TICKS COUNT
+node() {
+    [ -f "$NODE_DIR/node_modules/pg/package.json" ] ||
+        die "the node scenario needs bench/node-reference/node_modules (make bench installs it)"
+    local version sessions idle rate seconds u0 s0 u1 s1 base rss t0 t1 deliveries
+    version=$(command node --version)
+    # Fan-out: 5,000 streams of one consumer, 10 events/s.
+    sessions=$(size 5000 50)
+    seconds=$(size 20 2)
+    node_start
+    reset_logs
+    clients 2 $((sessions / 2)) 1 --consumer fan0
+    wait_output "$sessions" "Node.js streams" node_streams
+    sleep 1
+    read -r u0 s0 <<<"$(cpu_split "$NODE_PID")"
+    fanout_load 10 "$seconds"
+    sleep 1
+    read -r u1 s1 <<<"$(cpu_split "$NODE_PID")"
+    stop_clients
+    node_stop
+    deliveries=$(totals events)
+    result node "deliveries ($sessions streams x 10 events/s x ${seconds}s)" "$deliveries" \
+        "$((sessions * 10 * seconds))"
+    result node "Node.js $version: CPU per delivery (us)" \
+        "$(per_us $((u1 + s1 - u0 - s0)) "$deliveries")" "above fanout's"
+    result node "  of which user / system (us)" \
+        "$(per_us $((u1 - u0)) "$deliveries") / $(per_us $((s1 - s0)) "$deliveries")" "-"
+    # Idle memory, on a fresh process.
+    idle=$(size 10000 100)
+    node_start
+    sleep 1
+    base=$(rss_kib "$NODE_PID")
+    clients 2 $((idle / 2)) 10 --consumers "$(consumer_list m 100)"
+    wait_output "$idle" "Node.js streams" node_streams
+    sleep 2
+    rss=$(rss_kib "$NODE_PID")
+    stop_clients
+    node_stop
+    result node "Node.js: RSS per idle stream at $idle streams (KiB)" "$(per $((rss - base)) "$idle")" \
+        "above memory's"
+    # Latency: 1,000 streams on 1,000 consumers, 2,000 events/s.
+    sessions=$(size 1000 20)
+    rate=$(size 2000 100)
+    seconds=$(size 10 2)
+    node_start
+    reset_logs
+    rm -f "$WORK"/producer*.out # the fan-out's rows are not this part's
+    clients 2 $((sessions / 2)) 20 --consumers "$(consumer_list l "$sessions")"
+    wait_output "$sessions" "Node.js streams" node_streams
+    sleep 1
+    t0=$(cpu_ticks "$NODE_PID")
+    latency_load "$sessions" "$rate" "$seconds"
+    sleep 2
+    t1=$(cpu_ticks "$NODE_PID")
+    stop_clients
+    node_stop
+    result node "Node.js: events produced / received at $rate events/s" "$(produced rows) / $(totals events)" "-"
+    result node "Node.js: INSERT-to-client p50 / p99 (ms), all events" "$(quantile 0.5) / $(quantile 0.99)" \
+        "above latency's"
+    result node "Node.js: CPU per event (us)" "$(per_us $((t1 - t0)) "$(totals events)")" "-"
 }
 
 memory() {
@@ -332,12 +462,7 @@ latency() {
     sleep 1
     local t0 t1
     t0=$(cpu_ticks)
-    "$PRODUCER" --db "$DATABASE_URL" --rate $((rate / 2)) --rows-per-tx 1 --consumers "$sessions" \
-        --prefix l --duration "$seconds" >"$WORK/producer.0.out" &
-    local p0=$!
-    "$PRODUCER" --db "$DATABASE_URL" --rate $((rate / 2)) --rows-per-tx 1 --consumers "$sessions" \
-        --prefix l --offset 1 --duration "$seconds" >"$WORK/producer.1.out"
-    wait "$p0"
+    latency_load "$sessions" "$rate" "$seconds"
     sleep 2
     t1=$(cpu_ticks)
     stop_clients
@@ -502,9 +627,9 @@ overload() {
 # ---- main -------------------------------------------------------------------
 
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(fanout nchan memory latency replay ingest overload)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(fanout nchan node memory latency replay ingest overload)
 for s in "${scenarios[@]}"; do
-    case "$s" in fanout | nchan | memory | latency | replay | ingest | overload) ;; *) die "unknown scenario $s" ;; esac
+    case "$s" in fanout | nchan | node | memory | latency | replay | ingest | overload) ;; *) die "unknown scenario $s" ;; esac
     say "---- $s"
     sql "truncate events" >/dev/null
     rm -f "$WORK"/producer*.out # produced() reads this scenario's only
