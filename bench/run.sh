@@ -4,7 +4,7 @@
 #   bench/run.sh [scenario ...]     default: all, in this order
 #     fanout     server CPU per delivery: 5,000 streams of one consumer, 10 events/s
 #     nchan      the same fan-out and idle streams served by Nchan (nginx), side by side
-#     node       fan-out, idle streams and latency served by an idiomatic Node.js server
+#     nodejs     fan-out, idle streams and latency served by an idiomatic Node.js server
 #     memory     RSS per idle stream at 10,000 streams; 19,000 streams all live
 #     latency    INSERT-to-client latency: 1,000 streams on 1,000 consumers, 2,000 events/s
 #     replay     1,000,000 rows to one client; 1,000 clients replaying 10,000 rows each
@@ -152,10 +152,11 @@ consumer_list() { # PREFIX COUNT
     echo "${out%,}"
 }
 per() { awk -v a="$1" -v b="$2" -v s="${3:-1}" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f\n", a * s / b }'; }
+per_us() { per "$1" "$2" $((1000000 / CLK_TCK)); } # CPU TICKS COUNT: microseconds of CPU per item
 per_second() { awk -v n="$1" -v ns="$2" 'BEGIN { printf "%.0f\n", n / (ns / 1e9) }'; } # COUNT NANOSECONDS
 larger() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b) ? a : b }'; }
 
-# The scenarios' loads, shared with the node scenario.
+# The scenarios' loads, shared with the nodejs scenario.
 # fanout_load RATE SECONDS: RATE single-row transactions a second for consumer fan0.
 fanout_load() {
     "$PRODUCER" --db "$DATABASE_URL" --rate "$1" --rows-per-tx 1 --consumers 1 --prefix fan \
@@ -198,9 +199,9 @@ fanout() {
     piper_stop
     result fanout "deliveries ($sessions streams x $rate events/s x ${seconds}s)" "$deliveries" \
         "$((sessions * rate * seconds))"
-    result fanout "server CPU per delivery (us)" "$(per $((u1 + s1 - u0 - s0)) "$deliveries" $((1000000 / CLK_TCK)))" "<= 4"
+    result fanout "server CPU per delivery (us)" "$(per_us $((u1 + s1 - u0 - s0)) "$deliveries")" "<= 4"
     result fanout "  of which user / system (us)" \
-        "$(per $((u1 - u0)) "$deliveries" $((1000000 / CLK_TCK))) / $(per $((s1 - s0)) "$deliveries" $((1000000 / CLK_TCK)))" "-"
+        "$(per_us $((u1 - u0)) "$deliveries") / $(per_us $((s1 - s0)) "$deliveries")" "-"
     result fanout "latency p50 / p99 (ms), whole fan-out" \
         "$(quantile 0.5) / $(quantile 0.99)" "-"
     # The same writes with no service around them: one sendmsg() of the
@@ -303,9 +304,9 @@ nchan() {
     result nchan "deliveries ($sessions streams x $rate events/s x ${seconds}s)" "$deliveries" \
         "$((sessions * rate * seconds))"
     result nchan "Nchan $version, 1 worker: CPU per delivery (us)" \
-        "$(per $((u1 + s1 - u0 - s0)) "$deliveries" $((1000000 / CLK_TCK)))" "above fanout's"
+        "$(per_us $((u1 + s1 - u0 - s0)) "$deliveries")" "above fanout's"
     result nchan "  of which user / system (us)" \
-        "$(per $((u1 - u0)) "$deliveries" $((1000000 / CLK_TCK))) / $(per $((s1 - s0)) "$deliveries" $((1000000 / CLK_TCK)))" "-"
+        "$(per_us $((u1 - u0)) "$deliveries") / $(per_us $((s1 - s0)) "$deliveries")" "-"
     result nchan "latency p50 / p99 (ms), whole fan-out (from the publish)" \
         "$(quantile 0.5) / $(quantile 0.99)" "-"
     nchan_memory
@@ -353,12 +354,11 @@ node_stop() {
     NODE_PID=""
 }
 node_streams() { curl -fs "http://127.0.0.1:$PORT/status" | tr -cd '0-9'; }
-per_us() { per "$1" "$2" $((1000000 / CLK_TCK)); } # TICKS COUNT
-node() {
+nodejs() {
     [ -f "$NODE_DIR/node_modules/pg/package.json" ] ||
-        die "the node scenario needs bench/node-reference/node_modules (make bench installs it)"
+        die "the nodejs scenario needs bench/node-reference/node_modules (make bench installs it)"
     local version sessions idle rate seconds u0 s0 u1 s1 base rss t0 t1 deliveries
-    version=$(command node --version)
+    version=$(node --version)
     # Fan-out: 5,000 streams of one consumer, 10 events/s.
     sessions=$(size 5000 50)
     seconds=$(size 20 2)
@@ -374,11 +374,11 @@ node() {
     stop_clients
     node_stop
     deliveries=$(totals events)
-    result node "deliveries ($sessions streams x 10 events/s x ${seconds}s)" "$deliveries" \
+    result nodejs "deliveries ($sessions streams x 10 events/s x ${seconds}s)" "$deliveries" \
         "$((sessions * 10 * seconds))"
-    result node "Node.js $version: CPU per delivery (us)" \
+    result nodejs "Node.js $version: CPU per delivery (us)" \
         "$(per_us $((u1 + s1 - u0 - s0)) "$deliveries")" "above fanout's"
-    result node "  of which user / system (us)" \
+    result nodejs "  of which user / system (us)" \
         "$(per_us $((u1 - u0)) "$deliveries") / $(per_us $((s1 - s0)) "$deliveries")" "-"
     # Idle memory, on a fresh process.
     idle=$(size 10000 100)
@@ -391,7 +391,7 @@ node() {
     rss=$(rss_kib "$NODE_PID")
     stop_clients
     node_stop
-    result node "Node.js: RSS per idle stream at $idle streams (KiB)" "$(per $((rss - base)) "$idle")" \
+    result nodejs "Node.js: RSS per idle stream at $idle streams (KiB)" "$(per $((rss - base)) "$idle")" \
         "above memory's"
     # Latency: 1,000 streams on 1,000 consumers, 2,000 events/s.
     sessions=$(size 1000 20)
@@ -409,10 +409,10 @@ node() {
     t1=$(cpu_ticks "$NODE_PID")
     stop_clients
     node_stop
-    result node "Node.js: events produced / received at $rate events/s" "$(produced rows) / $(totals events)" "-"
-    result node "Node.js: INSERT-to-client p50 / p99 (ms), all events" "$(quantile 0.5) / $(quantile 0.99)" \
+    result nodejs "Node.js: events produced / received at $rate events/s" "$(produced rows) / $(totals events)" "-"
+    result nodejs "Node.js: INSERT-to-client p50 / p99 (ms), all events" "$(quantile 0.5) / $(quantile 0.99)" \
         "above latency's"
-    result node "Node.js: CPU per event (us)" "$(per_us $((t1 - t0)) "$(totals events)")" "-"
+    result nodejs "Node.js: CPU per event (us)" "$(per_us $((t1 - t0)) "$(totals events)")" "-"
 }
 
 memory() {
@@ -474,7 +474,7 @@ latency() {
     result latency "INSERT-to-client p99 (ms), all events" "$(quantile 0.99)" "<= 1.5"
     result latency "  p99 of the worse of the 2 client processes (ms)" "$(per "$(worst p99_us)" 1000)" "-"
     result latency "INSERT-to-client p99.9 / max (ms)" "$(quantile 0.999) / $(quantile 1)" "-"
-    result latency "server CPU per event (us)" "$(per $((t1 - t0)) "$received" $((1000000 / CLK_TCK)))" "-"
+    result latency "server CPU per event (us)" "$(per_us $((t1 - t0)) "$received")" "-"
     piper_stop
 }
 
@@ -627,9 +627,9 @@ overload() {
 # ---- main -------------------------------------------------------------------
 
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(fanout nchan node memory latency replay ingest overload)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(fanout nchan nodejs memory latency replay ingest overload)
 for s in "${scenarios[@]}"; do
-    case "$s" in fanout | nchan | node | memory | latency | replay | ingest | overload) ;; *) die "unknown scenario $s" ;; esac
+    case "$s" in fanout | nchan | nodejs | memory | latency | replay | ingest | overload) ;; *) die "unknown scenario $s" ;; esac
     say "---- $s"
     sql "truncate events" >/dev/null
     rm -f "$WORK"/producer*.out # produced() reads this scenario's only
