@@ -140,7 +140,7 @@ bench: bench-deps $(BENCH_TOOLS)
 
 # The same scenarios shrunk to seconds: proves the tools work, asserts no
 # number. Part of make test.
-bench-smoke: $(BENCH_TOOLS)
+bench-smoke: bench-deps $(BENCH_TOOLS)
 	@SMOKE=1 bench/run.sh
 
 format:

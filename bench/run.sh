@@ -168,6 +168,7 @@ latency_load() {
     "$PRODUCER" --db "$DATABASE_URL" --rate $(($2 / 2)) --rows-per-tx 1 --consumers "$1" \
         --prefix l --duration "$3" >"$WORK/producer.0.out" &
     local p0=$!
+    PIDS+=("$p0")
     "$PRODUCER" --db "$DATABASE_URL" --rate $(($2 / 2)) --rows-per-tx 1 --consumers "$1" \
         --prefix l --offset 1 --duration "$3" >"$WORK/producer.1.out"
     wait "$p0"
@@ -226,25 +227,8 @@ nchan_start() {
     local dir=$WORK/nchan i
     mkdir -p "$dir"
     PORT=$(( (RANDOM % 20000) + 30000 ))
-    cat >"$dir/nginx.conf" <<NGINX_CONF
-load_module $NCHAN_MODULE;
-worker_processes 1;
-worker_rlimit_nofile 20000;
-daemon off;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 20000; }
-http {
-    access_log off;
-    client_body_temp_path $dir/body;
-    server {
-        listen 127.0.0.1:$PORT;
-        location = /events { nchan_subscriber eventsource; nchan_channel_id \$http_x_consumer_id; }
-        location = /pub { nchan_publisher; nchan_channel_id \$arg_id; }
-        location = /status { nchan_stub_status; }
-    }
-}
-NGINX_CONF
+    sed -e "s|@MODULE@|$NCHAN_MODULE|; s|@DIR@|$dir|g; s|@PORT@|$PORT|" "$ROOT/bench/nchan/nginx.conf.in" \
+        >"$dir/nginx.conf"
     nginx -p "$dir" -c "$dir/nginx.conf" >"$dir/out.log" 2>&1 &
     NCHAN_MASTER=$!
     PIDS+=("$NCHAN_MASTER")
@@ -263,30 +247,13 @@ nchan_stop() {
     NCHAN_WORKER=""
 }
 nchan_subscribers() { curl -fs "http://127.0.0.1:$PORT/status" | awk '$1 == "subscribers:" { print $2 }'; }
-# nchan_publish RATE SECONDS PAD: one keep-alive connection posts the
-# producer's payload, {"t": <Unix microseconds>, "pad": "x..."}, RATE times a second.
-nchan_publish() {
-    python3 - "$PORT" "$1" "$2" "$3" <<'PUBLISHER'
-import http.client, json, sys, time
-port, rate, seconds, pad = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
-conn = http.client.HTTPConnection("127.0.0.1", port)
-start = time.monotonic()
-for n in range(int(rate * seconds)):
-    time.sleep(max(0.0, start + n / rate - time.monotonic()))
-    body = json.dumps({"t": time.time_ns() // 1000, "pad": "x" * pad}, separators=(",", ":"))
-    conn.request("POST", "/pub?id=fan0", body, {"Content-Type": "application/json"})
-    reply = conn.getresponse()
-    reply.read()
-    if reply.status not in (201, 202):
-        sys.exit(f"nchan publish: HTTP {reply.status}")
-PUBLISHER
-}
+nchan_publish() { python3 "$ROOT/bench/nchan/publish.py" "$PORT" "$@"; } # RATE SECONDS PAD
 nchan() {
     local sessions rate=10 seconds
     sessions=$(size 5000 50)
     seconds=$(size 20 2)
-    command -v nginx >/dev/null && [ -f "$NCHAN_MODULE" ] ||
-        die "the nchan scenario needs nginx-light and libnginx-mod-nchan (make bench installs them)"
+    command -v nginx >/dev/null && command -v pgrep >/dev/null && [ -f "$NCHAN_MODULE" ] ||
+        die "the nchan scenario needs nginx-light, libnginx-mod-nchan and procps (make bench installs them)"
     nchan_start
     reset_logs
     clients 2 $((sessions / 2)) 1 --consumer fan0 --foreign-ids
@@ -355,8 +322,8 @@ node_stop() {
 }
 node_streams() { curl -fs "http://127.0.0.1:$PORT/status" | tr -cd '0-9'; }
 nodejs() {
-    [ -f "$NODE_DIR/node_modules/pg/package.json" ] ||
-        die "the nodejs scenario needs bench/node-reference/node_modules (make bench installs it)"
+    command -v node >/dev/null && [ -f "$NODE_DIR/node_modules/pg/package.json" ] ||
+        die "the nodejs scenario needs Node.js and bench/node-reference/node_modules (make bench installs them)"
     local version sessions idle rate seconds u0 s0 u1 s1 base rss t0 t1 deliveries
     version=$(node --version)
     # Fan-out: 5,000 streams of one consumer, 10 events/s.

@@ -1,5 +1,8 @@
 -- event-piper schema: the events table, its index and the triggers that
--- order ids per subscriber and notify the service. Safe to apply again.
+-- order ids per subscriber and notify the service. Safe to apply again, also
+-- on a live database: it runs as one transaction, so inserts never meet a
+-- half-applied version (say, the old row trigger calling the new function).
+BEGIN;
 
 CREATE TABLE IF NOT EXISTS events (
     id bigserial PRIMARY KEY,
@@ -55,8 +58,8 @@ $$;
 -- the transition table and the query, a few percent on a cluster without
 -- fsync and far less next to a real commit's flush (bench/RESULTS.md, 10).
 -- Every row is still notified, in id order: ORDER BY and OFFSET 0 keep the
--- subquery a plan node of its own, so each message is built once and
--- pg_notify runs over rows already sorted.
+-- subquery a plan node of its own, so the whole-row message is built once
+-- per row and pg_notify runs over rows already sorted.
 CREATE OR REPLACE FUNCTION events_notify() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -88,3 +91,5 @@ DROP TRIGGER IF EXISTS events_notify ON events;
 CREATE TRIGGER events_notify AFTER INSERT ON events
     REFERENCING NEW TABLE AS inserted
     FOR EACH STATEMENT EXECUTE FUNCTION events_notify();
+
+COMMIT;

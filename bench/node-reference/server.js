@@ -1,7 +1,7 @@
 // The hand-rolled alternative event-piper competes with, written the way a
 // Node.js developer would: one pg client LISTENs on new_events, http serves
 // GET /events, and every notification is written to the open responses of
-// its subscriber. bench/run.sh (scenario node) measures it side by side with
+// its subscriber. bench/run.sh (scenario nodejs) measures it side by side with
 // event-piper on the same database, trigger, producer and clients. It has
 // no replay, no limits and no slow-consumer policy: it is a yardstick, not
 // a product.

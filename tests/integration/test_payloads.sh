@@ -39,6 +39,41 @@ for size in 7800 7999 8000 8001 102400 1048576; do
 done
 grep -q "oversized_fetches_total 0" <(curl -s "$(piper_url a /metrics)") && fail "no oversized row was fetched by id"
 
+# The trigger notifies once per statement: every row of a statement, in id
+# order, each in the shape its size allows. Read straight from a LISTEN.
+notifications=$(psql "$DATABASE_URL" -X -q -t -A -v ON_ERROR_STOP=1 2>&1 <<'SQL'
+LISTEN new_events;
+INSERT INTO events (type, subscriber, payload) VALUES
+    ('whole', 'shapes', '{"a": 1}'),
+    ('by_id_and_subscriber', 'shapes', jsonb_build_object('p', repeat('y', 8000))),
+    ('by_id', repeat('s', 8100), '{}'),
+    ('whole_again', 'shapes', '{"b": 2}');
+SELECT 1;
+SQL
+)
+python3 - "$notifications" <<'PY' || fail "notifications of a 4-row statement are wrong: $notifications"
+import json, re, sys
+payloads = re.findall(r'Asynchronous notification "new_events" with payload "(.*)" received', sys.argv[1])
+rows = [json.loads(p) for p in payloads]
+assert len(rows) == 4, f"{len(rows)} notifications"
+ids = [r["id"] for r in rows]
+assert ids == list(range(ids[0], ids[0] + 4)), f"ids {ids}"
+assert set(rows[0]) == {"id", "subscriber", "type", "ts", "payload"} and rows[0]["payload"] == {"a": 1}
+assert set(rows[1]) == {"id", "subscriber"} and rows[1]["subscriber"] == "shapes"
+assert set(rows[2]) == {"id"}
+assert rows[3]["type"] == "whole_again" and rows[3]["payload"] == {"b": 2}
+PY
+
+# Through the service: one statement mixing both delivery paths, then COPY.
+sql "insert into events (type, subscriber, payload) values
+     ('mixed1', 'toto', '{}'), ('mixed2', 'toto', pg_read_file('$WORK/p8001')::jsonb), ('mixed3', 'toto', '{}')" >/dev/null
+printf 'copy1\ttoto\t{"c": 1}\ncopy2\ttoto\t{"c": 2}\n' |
+    psql "$DATABASE_URL" -X -q -v ON_ERROR_STOP=1 -c "\\copy events (type, subscriber, payload) from stdin"
+wait_for "the copied rows" 10 grep -q '^event: copy2$' "$WORK/stream"
+assert_eq "mixed1 mixed2 mixed3 copy1 copy2" \
+    "$(grep -E '^event: (mixed|copy)' "$WORK/stream" | cut -d' ' -f2 | tr '\n' ' ' | sed 's/ $//')" \
+    "rows of one statement and of a COPY, in id order"
+
 # Bad rows: a payload that is not an object, an event type with a newline.
 insert_event toto bad '[1, 2, 3]' >/dev/null
 sql "insert into events (type, subscriber, payload) values (E'two\nlines', 'toto', '{}')" >/dev/null

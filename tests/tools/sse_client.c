@@ -6,9 +6,10 @@
  * subscriber: it opens a socket (bufferevent), sends one GET, feeds every
  * byte it reads to its own sse_stream parser, and checks what comes out:
  * a well-formed response, and event ids strictly increasing over the whole
- * run, reconnects included. It may reconnect (end of stream, lost
- * connection, chaos timer) with Last-Event-ID, which is how the server's
- * exactly-once, in-order delivery is checked end to end.
+ * run, reconnects included (unless --foreign-ids: another server's ids, for
+ * the benchmark's side-by-side runs, are taken as text). It may reconnect
+ * (end of stream, lost connection, chaos timer) with Last-Event-ID, which is
+ * how the server's exactly-once, in-order delivery is checked end to end.
  *
  * Shape:
  * - A declarative option table drives parsing and --help.
@@ -101,10 +102,10 @@ struct options {
     bool quiet;
     bool close_when_done;
     size_t max_line;
-    bool latency; /* record now - payload "t" per event */
+    bool latency;             /* record now - payload "t" per event */
     const char *latency_file; /* where to write the histogram at exit */
-    bool stall;   /* never read: a client that stopped reading */
-    bool foreign_ids; /* another server's ids (Nchan's time:tag): not parsed or ordered */
+    bool stall;               /* never read: a client that stopped reading */
+    bool foreign_ids;         /* another server's ids (Nchan's time:tag): not parsed or ordered */
 };
 
 /* An option takes a value (metavar and set) or is a flag (the bool at
@@ -398,7 +399,8 @@ static const struct option_spec option_specs[] = {
     FLAG("latency", latency,
          "latency of each event from the \"t\" (Unix microseconds) in its data; printed at exit"),
     {"latency-file", "PATH", set_latency_file, 0,
-     "also write the latency histogram there at exit, to merge several clients' (implies --latency)"},
+     "also write the latency histogram there at exit, to merge several clients' (implies "
+     "--latency)"},
     FLAG("stall", stall, "send the request, then never read (a stuck client)"),
     FLAG("foreign-ids", foreign_ids,
          "ids are another server's (say Nchan's time:tag): accepted as text, order not checked"),
@@ -498,7 +500,8 @@ static int options_parse(struct options *o, int argc, char **argv)
     }
     /* Both need the last id as a number. */
     if (o->foreign_ids && (o->reconnect || o->has_until_id)) {
-        fprintf(stderr, "sse-client: --foreign-ids does not go with --reconnect, --chaos or --until-id\n");
+        fprintf(stderr,
+                "sse-client: --foreign-ids does not go with --reconnect, --chaos or --until-id\n");
         return EXIT_USAGE;
     }
     return -1;
