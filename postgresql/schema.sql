@@ -59,7 +59,9 @@ $$;
 -- fsync and far less next to a real commit's flush (bench/RESULTS.md, 10).
 -- Every row is still notified, in id order: ORDER BY and OFFSET 0 keep the
 -- subquery a plan node of its own, so the whole-row message is built once
--- per row and pg_notify runs over rows already sorted.
+-- per row and pg_notify runs over rows already sorted. PostgreSQL's logical
+-- replication applies rows without statement triggers: on a subscriber
+-- database, run event-piper against the publisher (or use the NATS ingest).
 CREATE OR REPLACE FUNCTION events_notify() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
