@@ -58,18 +58,31 @@ sql() { psql "$DATABASE_URL" -X -q -t -A -v ON_ERROR_STOP=1 -c "$1"; }
 
 # ---- the service ------------------------------------------------------------
 
+new_port() { PORT=$(( (RANDOM % 20000) + 30000 )); }
+# await_ready PID PATH WHAT LOG...: until GET PATH on $PORT succeeds (10 s at
+# most); if PID exits first, show its LOG files and give up.
+await_ready() {
+    local pid=$1 path=$2 what=$3 i
+    shift 3
+    for i in $(seq 100); do
+        curl -fs "http://127.0.0.1:$PORT$path" >/dev/null 2>&1 && return 0
+        kill -0 "$pid" 2>/dev/null || { cat "$@" >&2; die "$what exited at start-up"; }
+        sleep 0.1
+    done
+    die "$what is not ready"
+}
+# stop_quietly PID: TERM and reap a reference server, whatever its status.
+stop_quietly() {
+    kill -TERM "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
 piper_start() { # VAR=value...
-    PORT=$(( (RANDOM % 20000) + 30000 ))
+    new_port
     env PORT=$PORT BIND_ADDRESS=127.0.0.1 LOG_LEVEL=warn MAX_SESSIONS=20000 "$@" "$PIPER_BIN" \
         >"$WORK/piper.log" 2>&1 &
     PIPER_PID=$!
-    local i
-    for i in $(seq 100); do
-        curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && return 0
-        kill -0 "$PIPER_PID" 2>/dev/null || { cat "$WORK/piper.log" >&2; die "the service exited at start-up"; }
-        sleep 0.1
-    done
-    die "the service is not ready"
+    await_ready "$PIPER_PID" /readyz "the service" "$WORK/piper.log"
 }
 piper_stop() {
     cp "$WORK/piper.log" "${TMPDIR:-/tmp}/event-piper-bench.log" # the last scenario's, for a look
@@ -153,6 +166,15 @@ consumer_list() { # PREFIX COUNT
 }
 per() { awk -v a="$1" -v b="$2" -v s="${3:-1}" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f\n", a * s / b }'; }
 per_us() { per "$1" "$2" $((1000000 / CLK_TCK)); } # CPU TICKS COUNT: microseconds of CPU per item
+# cpu_results SCENARIO LABEL TARGET COUNT "U0 S0" "U1 S1": CPU per item over
+# a window, then its user / system split.
+cpu_results() {
+    local u0 s0 u1 s1
+    read -r u0 s0 <<<"$5"
+    read -r u1 s1 <<<"$6"
+    result "$1" "$2" "$(per_us $((u1 + s1 - u0 - s0)) "$4")" "$3"
+    result "$1" "  of which user / system (us)" "$(per_us $((u1 - u0)) "$4") / $(per_us $((s1 - s0)) "$4")" "-"
+}
 per_second() { awk -v n="$1" -v ns="$2" 'BEGIN { printf "%.0f\n", n / (ns / 1e9) }'; } # COUNT NANOSECONDS
 larger() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b) ? a : b }'; }
 
@@ -185,14 +207,14 @@ fanout() {
     clients 2 $((sessions / 2)) 1 --consumer fan0
     wait_metric event_piper_sessions_open "$sessions" 60
     sleep 1
-    local d0 u0 s0 b0
-    read -r u0 s0 <<<"$(cpu_split)"
+    local d0 c0 b0
+    c0=$(cpu_split)
     d0=$(metric event_piper_events_delivered_total)
     b0=$(metric event_piper_bytes_written_total)
     fanout_load "$rate" "$seconds"
     sleep 1
-    local d1 u1 s1 b1 deliveries
-    read -r u1 s1 <<<"$(cpu_split)"
+    local d1 c1 b1 deliveries
+    c1=$(cpu_split)
     d1=$(metric event_piper_events_delivered_total)
     b1=$(metric event_piper_bytes_written_total)
     deliveries=$((d1 - d0))
@@ -200,9 +222,7 @@ fanout() {
     piper_stop
     result fanout "deliveries ($sessions streams x $rate events/s x ${seconds}s)" "$deliveries" \
         "$((sessions * rate * seconds))"
-    result fanout "server CPU per delivery (us)" "$(per_us $((u1 + s1 - u0 - s0)) "$deliveries")" "<= 4"
-    result fanout "  of which user / system (us)" \
-        "$(per_us $((u1 - u0)) "$deliveries") / $(per_us $((s1 - s0)) "$deliveries")" "-"
+    cpu_results fanout "server CPU per delivery (us)" "<= 4" "$deliveries" "$c0" "$c1"
     result fanout "latency p50 / p99 (ms), whole fan-out" \
         "$(quantile 0.5) / $(quantile 0.99)" "-"
     # The same writes with no service around them: one sendmsg() of the
@@ -216,6 +236,24 @@ fanout() {
         "$(fields sum floor per_send_us <(echo "$floor"))" "-"
 }
 
+# idle_rss_per_stream PID IDLE COUNT_CMD CLIENT_ARGS...: the RSS a freshly
+# started reference server (PID) adds per stream once IDLE idle streams on 100
+# consumers are open (COUNT_CMD prints how many it holds), in KIB_PER_STREAM.
+KIB_PER_STREAM=""
+idle_rss_per_stream() {
+    local pid=$1 idle=$2 count=$3 base rss
+    shift 3
+    sleep 1
+    base=$(rss_kib "$pid")
+    reset_logs
+    clients 2 $((idle / 2)) 10 --consumers "$(consumer_list m 100)" "$@"
+    wait_output "$idle" "open streams" "$count"
+    sleep 2
+    rss=$(rss_kib "$pid")
+    stop_clients
+    KIB_PER_STREAM=$(per $((rss - base)) "$idle")
+}
+
 # The issue's reference figure, measured side by side instead of quoted: Nchan
 # (nginx's pub/sub module, one worker, memory store) in the fan-out's shape,
 # 5,000 EventSource streams on one channel and events of the same payload
@@ -224,25 +262,20 @@ NCHAN_MODULE=/usr/lib/nginx/modules/ngx_nchan_module.so
 NCHAN_MASTER=""
 NCHAN_WORKER=""
 nchan_start() {
-    local dir=$WORK/nchan i
+    local dir=$WORK/nchan
     mkdir -p "$dir"
-    PORT=$(( (RANDOM % 20000) + 30000 ))
+    new_port
     sed -e "s|@MODULE@|$NCHAN_MODULE|; s|@DIR@|$dir|g; s|@PORT@|$PORT|" "$ROOT/bench/nchan/nginx.conf.in" \
         >"$dir/nginx.conf"
     nginx -p "$dir" -c "$dir/nginx.conf" >"$dir/out.log" 2>&1 &
     NCHAN_MASTER=$!
     PIDS+=("$NCHAN_MASTER")
-    for i in $(seq 100); do
-        NCHAN_WORKER=$(pgrep -P "$NCHAN_MASTER" | head -1 || true)
-        [ -n "$NCHAN_WORKER" ] && curl -fs "http://127.0.0.1:$PORT/status" >/dev/null 2>&1 && return 0
-        kill -0 "$NCHAN_MASTER" 2>/dev/null || { cat "$dir/out.log" "$dir/error.log" >&2; die "nginx exited at start-up"; }
-        sleep 0.1
-    done
-    die "nginx with Nchan is not ready"
+    await_ready "$NCHAN_MASTER" /status "nginx with Nchan" "$dir/out.log" "$dir/error.log"
+    # The master forks the worker before it listens, so an answer means a worker.
+    NCHAN_WORKER=$(pgrep -P "$NCHAN_MASTER" | head -1) || die "nginx answers but has no worker"
 }
 nchan_stop() {
-    kill -TERM "$NCHAN_MASTER" 2>/dev/null || true
-    wait "$NCHAN_MASTER" 2>/dev/null || true
+    stop_quietly "$NCHAN_MASTER"
     NCHAN_MASTER=""
     NCHAN_WORKER=""
 }
@@ -259,21 +292,19 @@ nchan() {
     clients 2 $((sessions / 2)) 1 --consumer fan0 --foreign-ids
     wait_output "$sessions" "Nchan subscribers" nchan_subscribers
     sleep 1
-    local u0 s0 u1 s1 deliveries version
-    read -r u0 s0 <<<"$(cpu_split "$NCHAN_WORKER")"
+    local c0 c1 deliveries version
+    c0=$(cpu_split "$NCHAN_WORKER")
     nchan_publish "$rate" "$seconds" 100
     sleep 1
-    read -r u1 s1 <<<"$(cpu_split "$NCHAN_WORKER")"
+    c1=$(cpu_split "$NCHAN_WORKER")
     stop_clients
     nchan_stop
     deliveries=$(totals events)
     version=$(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null | sed 's/^[0-9]*://; s/+.*//')
     result nchan "deliveries ($sessions streams x $rate events/s x ${seconds}s)" "$deliveries" \
         "$((sessions * rate * seconds))"
-    result nchan "Nchan $version, 1 worker: CPU per delivery (us)" \
-        "$(per_us $((u1 + s1 - u0 - s0)) "$deliveries")" "above fanout's"
-    result nchan "  of which user / system (us)" \
-        "$(per_us $((u1 - u0)) "$deliveries") / $(per_us $((s1 - s0)) "$deliveries")" "-"
+    cpu_results nchan "Nchan $version, 1 worker: CPU per delivery (us)" "above fanout's" "$deliveries" \
+        "$c0" "$c1"
     result nchan "latency p50 / p99 (ms), whole fan-out (from the publish)" \
         "$(quantile 0.5) / $(quantile 0.99)" "-"
     nchan_memory
@@ -281,20 +312,12 @@ nchan() {
 # The memory scenario's first measure, served by Nchan: the worker's RSS
 # (its share of the channel store's shared memory included) per idle stream.
 nchan_memory() {
-    local idle base rss
+    local idle
     idle=$(size 10000 100)
     nchan_start
-    sleep 1
-    base=$(rss_kib "$NCHAN_WORKER")
-    reset_logs
-    clients 2 $((idle / 2)) 10 --consumers "$(consumer_list m 100)" --foreign-ids
-    wait_output "$idle" "Nchan subscribers" nchan_subscribers
-    sleep 2
-    rss=$(rss_kib "$NCHAN_WORKER")
-    stop_clients
+    idle_rss_per_stream "$NCHAN_WORKER" "$idle" nchan_subscribers --foreign-ids
     nchan_stop
-    result nchan "Nchan: RSS per idle stream at $idle streams (KiB)" "$(per $((rss - base)) "$idle")" \
-        "above memory's"
+    result nchan "Nchan: RSS per idle stream at $idle streams (KiB)" "$KIB_PER_STREAM" "above memory's"
 }
 
 # The other reference, side by side: the idiomatic Node.js server of
@@ -303,28 +326,21 @@ nchan_memory() {
 NODE_DIR=$ROOT/bench/node-reference
 NODE_PID=""
 node_start() {
-    PORT=$(( (RANDOM % 20000) + 30000 ))
+    new_port
     (cd "$NODE_DIR" && exec env PORT=$PORT node server.js) >"$WORK/node.log" 2>&1 &
     NODE_PID=$!
     PIDS+=("$NODE_PID")
-    local i
-    for i in $(seq 100); do
-        curl -fs "http://127.0.0.1:$PORT/status" >/dev/null 2>&1 && return 0
-        kill -0 "$NODE_PID" 2>/dev/null || { cat "$WORK/node.log" >&2; die "the Node.js reference exited at start-up"; }
-        sleep 0.1
-    done
-    die "the Node.js reference is not ready"
+    await_ready "$NODE_PID" /status "the Node.js reference" "$WORK/node.log"
 }
 node_stop() {
-    kill -TERM "$NODE_PID" 2>/dev/null || true
-    wait "$NODE_PID" 2>/dev/null || true
+    stop_quietly "$NODE_PID"
     NODE_PID=""
 }
 node_streams() { curl -fs "http://127.0.0.1:$PORT/status" | tr -cd '0-9'; }
 nodejs() {
     command -v node >/dev/null && [ -f "$NODE_DIR/node_modules/pg/package.json" ] ||
         die "the nodejs scenario needs Node.js and bench/node-reference/node_modules (make bench installs them)"
-    local version sessions idle rate seconds u0 s0 u1 s1 base rss t0 t1 deliveries
+    local version sessions idle rate seconds c0 c1 t0 t1 deliveries received
     version=$(node --version)
     # Fan-out: 5,000 streams of one consumer, 10 events/s.
     sessions=$(size 5000 50)
@@ -334,32 +350,23 @@ nodejs() {
     clients 2 $((sessions / 2)) 1 --consumer fan0
     wait_output "$sessions" "Node.js streams" node_streams
     sleep 1
-    read -r u0 s0 <<<"$(cpu_split "$NODE_PID")"
+    c0=$(cpu_split "$NODE_PID")
     fanout_load 10 "$seconds"
     sleep 1
-    read -r u1 s1 <<<"$(cpu_split "$NODE_PID")"
+    c1=$(cpu_split "$NODE_PID")
     stop_clients
     node_stop
     deliveries=$(totals events)
     result nodejs "deliveries ($sessions streams x 10 events/s x ${seconds}s)" "$deliveries" \
         "$((sessions * 10 * seconds))"
-    result nodejs "Node.js $version: CPU per delivery (us)" \
-        "$(per_us $((u1 + s1 - u0 - s0)) "$deliveries")" "above fanout's"
-    result nodejs "  of which user / system (us)" \
-        "$(per_us $((u1 - u0)) "$deliveries") / $(per_us $((s1 - s0)) "$deliveries")" "-"
+    cpu_results nodejs "Node.js $version: CPU per delivery (us)" "above fanout's" "$deliveries" \
+        "$c0" "$c1"
     # Idle memory, on a fresh process.
     idle=$(size 10000 100)
     node_start
-    sleep 1
-    base=$(rss_kib "$NODE_PID")
-    clients 2 $((idle / 2)) 10 --consumers "$(consumer_list m 100)"
-    wait_output "$idle" "Node.js streams" node_streams
-    sleep 2
-    rss=$(rss_kib "$NODE_PID")
-    stop_clients
+    idle_rss_per_stream "$NODE_PID" "$idle" node_streams
     node_stop
-    result nodejs "Node.js: RSS per idle stream at $idle streams (KiB)" "$(per $((rss - base)) "$idle")" \
-        "above memory's"
+    result nodejs "Node.js: RSS per idle stream at $idle streams (KiB)" "$KIB_PER_STREAM" "above memory's"
     # Latency: 1,000 streams on 1,000 consumers, 2,000 events/s.
     sessions=$(size 1000 20)
     rate=$(size 2000 100)
@@ -376,10 +383,11 @@ nodejs() {
     t1=$(cpu_ticks "$NODE_PID")
     stop_clients
     node_stop
-    result nodejs "Node.js: events produced / received at $rate events/s" "$(produced rows) / $(totals events)" "-"
+    received=$(totals events)
+    result nodejs "Node.js: events produced / received at $rate events/s" "$(produced rows) / $received" "-"
     result nodejs "Node.js: INSERT-to-client p50 / p99 (ms), all events" "$(quantile 0.5) / $(quantile 0.99)" \
         "above latency's"
-    result nodejs "Node.js: CPU per event (us)" "$(per_us $((t1 - t0)) "$(totals events)")" "-"
+    result nodejs "Node.js: CPU per event (us)" "$(per_us $((t1 - t0)) "$received")" "-"
 }
 
 memory() {
