@@ -136,7 +136,8 @@ int main(int argc, char **argv)
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t addr_len = sizeof(addr);
     if (listener < 0 || bind(listener, (struct sockaddr *)&addr, sizeof(addr)) != 0 ||
-        listen(listener, 4096) != 0 || getsockname(listener, (struct sockaddr *)&addr, &addr_len) != 0)
+        listen(listener, 4096) != 0 ||
+        getsockname(listener, (struct sockaddr *)&addr, &addr_len) != 0)
         die("listen");
 
     int ready[2];
@@ -159,8 +160,8 @@ int main(int argc, char **argv)
             die("accept");
         int on = 1;
         setsockopt(fds[i], IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-        if (s.congestion != NULL &&
-            setsockopt(fds[i], IPPROTO_TCP, TCP_CONGESTION, s.congestion, (socklen_t)strlen(s.congestion)) != 0)
+        if (s.congestion != NULL && setsockopt(fds[i], IPPROTO_TCP, TCP_CONGESTION, s.congestion,
+                                               (socklen_t)strlen(s.congestion)) != 0)
             die("TCP_CONGESTION");
     }
     char done;

@@ -26,10 +26,10 @@
 #include <time.h>
 
 struct auth_options {
-    const char *hs256_secret;      /* empty: HS256 off */
-    const char *rs256_key_file;    /* empty: RS256 off */
+    const char *hs256_secret;   /* empty: HS256 off */
+    const char *rs256_key_file; /* empty: RS256 off */
     const char *consumer_claim;
-    const char *api_keys_file;     /* empty: no API keys */
+    const char *api_keys_file; /* empty: no API keys */
 };
 
 enum auth_result {
@@ -39,7 +39,7 @@ enum auth_result {
 };
 
 struct auth_identity {
-    char *consumer_id; /* owned: release with auth_identity_clear() */
+    char *consumer_id;  /* owned: release with auth_identity_clear() */
     int64_t expires_at; /* Unix seconds; 0 when the credential never expires */
 };
 

@@ -46,22 +46,21 @@ static const struct setting settings[] = {
      "libpq conninfo or URI; empty means libpq's PG* environment defaults"},
     {"BIND_ADDRESS", SETTING_STRING, offsetof(struct config, bind_address), "0.0.0.0", 0, 0, NULL,
      "address the HTTP server listens on"},
-    {"PORT", SETTING_INT, offsetof(struct config, port), "4000", 1, 65535, NULL,
-     "HTTP port"},
+    {"PORT", SETTING_INT, offsetof(struct config, port), "4000", 1, 65535, NULL, "HTTP port"},
     {"HEARTBEAT_SECONDS", SETTING_INT, offsetof(struct config, heartbeat_seconds), "15", 1, 3600,
      NULL, "seconds between heartbeat comments on every stream"},
     {"RETRY_MS", SETTING_INT, offsetof(struct config, retry_ms), "2000", 0, 3600000, NULL,
      "reconnect delay advertised to clients with the SSE retry: field"},
-    {"MAX_SESSIONS", SETTING_INT, offsetof(struct config, max_sessions), "10000", 1, 10000000,
-     NULL, "open streams allowed; beyond it /events answers 503 with Retry-After"},
-    {"CONSUMER_ID_MAX_BYTES", SETTING_INT, offsetof(struct config, consumer_id_max_bytes), "256",
-     1, 4096, NULL, "longest accepted consumer id"},
-    {"MAX_HEADER_BYTES", SETTING_BYTES, offsetof(struct config, max_header_bytes), "8k", 1024,
-     MIB, NULL, "largest request line plus headers accepted"},
-    {"REQUEST_TIMEOUT_SECONDS", SETTING_INT, offsetof(struct config, request_timeout_seconds),
-     "10", 1, 3600, NULL, "time allowed to receive a request, and idle keep-alive time"},
-    {"WRITE_TIMEOUT_SECONDS", SETTING_INT, offsetof(struct config, write_timeout_seconds), "60",
-     1, 86400, NULL, "a stream whose client accepts no bytes for this long is closed"},
+    {"MAX_SESSIONS", SETTING_INT, offsetof(struct config, max_sessions), "10000", 1, 10000000, NULL,
+     "open streams allowed; beyond it /events answers 503 with Retry-After"},
+    {"CONSUMER_ID_MAX_BYTES", SETTING_INT, offsetof(struct config, consumer_id_max_bytes), "256", 1,
+     4096, NULL, "longest accepted consumer id"},
+    {"MAX_HEADER_BYTES", SETTING_BYTES, offsetof(struct config, max_header_bytes), "8k", 1024, MIB,
+     NULL, "largest request line plus headers accepted"},
+    {"REQUEST_TIMEOUT_SECONDS", SETTING_INT, offsetof(struct config, request_timeout_seconds), "10",
+     1, 3600, NULL, "time allowed to receive a request, and idle keep-alive time"},
+    {"WRITE_TIMEOUT_SECONDS", SETTING_INT, offsetof(struct config, write_timeout_seconds), "60", 1,
+     86400, NULL, "a stream whose client accepts no bytes for this long is closed"},
     {"SESSION_BUFFER_SOFT_BYTES", SETTING_BYTES, offsetof(struct config, session_buffer_soft_bytes),
      "1m", 4 * KIB, GIB, NULL,
      "pending output above this for SESSION_BUFFER_SOFT_SECONDS closes a stream"},
@@ -77,10 +76,10 @@ static const struct setting settings[] = {
      10000000, NULL, "live events a stream holds while it catches up from the table"},
     {"REPLAY_POOL_SIZE", SETTING_INT, offsetof(struct config, replay_pool_size), "4", 1, 256, NULL,
      "PostgreSQL connections used for Last-Event-ID replay and catch-up"},
-    {"REPLAY_PAGE_ROWS", SETTING_INT, offsetof(struct config, replay_page_rows), "1000", 1,
-     1000000, NULL, "most rows read per replay page"},
-    {"REPLAY_PAGE_BYTES", SETTING_BYTES, offsetof(struct config, replay_page_bytes), "1m", KIB,
-     GIB, NULL, "target size of a replay page; pages shrink when rows are large"},
+    {"REPLAY_PAGE_ROWS", SETTING_INT, offsetof(struct config, replay_page_rows), "1000", 1, 1000000,
+     NULL, "most rows read per replay page"},
+    {"REPLAY_PAGE_BYTES", SETTING_BYTES, offsetof(struct config, replay_page_bytes), "1m", KIB, GIB,
+     NULL, "target size of a replay page; pages shrink when rows are large"},
     {"REPLAY_IDLE_SECONDS", SETTING_INT, offsetof(struct config, replay_idle_seconds), "30", 0,
      86400, NULL, "an idle replay connection is closed after this long"},
     {"PG_RECONNECT_MIN_MS", SETTING_INT, offsetof(struct config, pg_reconnect_min_ms), "100", 1,
@@ -105,17 +104,17 @@ static const struct setting settings[] = {
      0, 0, NULL, "subject Debezium publishes the events table's changes on"},
     {"NATS_STREAM", SETTING_STRING, offsetof(struct config, nats_stream), "", 0, 0, NULL,
      "JetStream stream holding NATS_SUBJECT; empty: looked up by subject"},
-    {"NATS_RECONNECT_MS", SETTING_INT, offsetof(struct config, nats_reconnect_ms), "500", 10,
-     60000, NULL, "delay between attempts to reconnect to NATS (forever)"},
+    {"NATS_RECONNECT_MS", SETTING_INT, offsetof(struct config, nats_reconnect_ms), "500", 10, 60000,
+     NULL, "delay between attempts to reconnect to NATS (forever)"},
     {"CORS_ORIGINS", SETTING_STRING, offsetof(struct config, cors_origins), "", 0, 0, NULL,
      "origins allowed to read streams from a browser, comma-separated, or *; empty: none"},
-    {"JWT_HS256_SECRET", SETTING_STRING, offsetof(struct config, jwt_hs256_secret), "", 0, 0,
-     NULL, "shared secret (32+ bytes) for HS256 tokens; setting it turns authentication on"},
+    {"JWT_HS256_SECRET", SETTING_STRING, offsetof(struct config, jwt_hs256_secret), "", 0, 0, NULL,
+     "shared secret (32+ bytes) for HS256 tokens; setting it turns authentication on"},
     {"JWT_RS256_PUBLIC_KEY_FILE", SETTING_STRING,
      offsetof(struct config, jwt_rs256_public_key_file), "", 0, 0, NULL,
      "PEM public key for RS256 tokens; setting it turns authentication on"},
-    {"JWT_CONSUMER_CLAIM", SETTING_STRING, offsetof(struct config, jwt_consumer_claim), "sub", 0,
-     0, NULL, "token claim holding the consumer id"},
+    {"JWT_CONSUMER_CLAIM", SETTING_STRING, offsetof(struct config, jwt_consumer_claim), "sub", 0, 0,
+     NULL, "token claim holding the consumer id"},
     {"API_KEYS_FILE", SETTING_STRING, offsetof(struct config, api_keys_file), "", 0, 0, NULL,
      "file of 'sk_... consumer-id' lines; setting it turns authentication on"},
     {"DEMO", SETTING_INT, offsetof(struct config, demo), "0", 0, 1, NULL,
@@ -175,7 +174,8 @@ static bool parse_bytes(const char *text, long long *out)
     default:
         return false;
     }
-    if (*end != '\0' && end[1] != '\0' && !(tolower((unsigned char)end[1]) == 'b' && end[2] == '\0'))
+    if (*end != '\0' && end[1] != '\0' &&
+        !(tolower((unsigned char)end[1]) == 'b' && end[2] == '\0'))
         return false;
     if (v > INT64_MAX / unit)
         return false;
@@ -264,14 +264,16 @@ static void print_help(FILE *out)
 static bool check_relations(const struct config *cfg, FILE *err)
 {
     if (cfg->session_buffer_soft_bytes > cfg->session_buffer_hard_bytes) {
-        fprintf(err, "event-piper: invalid SESSION_BUFFER_SOFT_BYTES %lld: above "
-                     "SESSION_BUFFER_HARD_BYTES %lld\n",
+        fprintf(err,
+                "event-piper: invalid SESSION_BUFFER_SOFT_BYTES %lld: above "
+                "SESSION_BUFFER_HARD_BYTES %lld\n",
                 cfg->session_buffer_soft_bytes, cfg->session_buffer_hard_bytes);
         return false;
     }
     if (cfg->pg_reconnect_min_ms > cfg->pg_reconnect_max_ms) {
-        fprintf(err, "event-piper: invalid PG_RECONNECT_MIN_MS %lld: above PG_RECONNECT_MAX_MS "
-                     "%lld\n",
+        fprintf(err,
+                "event-piper: invalid PG_RECONNECT_MIN_MS %lld: above PG_RECONNECT_MAX_MS "
+                "%lld\n",
                 cfg->pg_reconnect_min_ms, cfg->pg_reconnect_max_ms);
         return false;
     }
@@ -417,11 +419,10 @@ void config_log(const struct config *cfg)
              PIPER_VERSION, masked, cfg->bind_address, cfg->port, cfg->heartbeat_seconds,
              cfg->max_sessions, cfg->replay_pool_size, cfg->replay_page_rows,
              ingest_choices[cfg->ingest], cfg->cors_origins, cfg->jwt_hs256_secret[0] != '\0',
-             cfg->jwt_rs256_public_key_file[0] != '\0', cfg->api_keys_file[0] != '\0',
-             cfg->demo);
+             cfg->jwt_rs256_public_key_file[0] != '\0', cfg->api_keys_file[0] != '\0', cfg->demo);
     if (cfg->ingest != INGEST_NATS)
         return;
     config_mask_conninfo(cfg->nats_url, masked, sizeof(masked));
-    log_info("nats ingest", "nats_url=%s nats_subject=%s nats_stream=%s", masked,
-             cfg->nats_subject, cfg->nats_stream);
+    log_info("nats ingest", "nats_url=%s nats_subject=%s nats_stream=%s", masked, cfg->nats_subject,
+             cfg->nats_stream);
 }

@@ -125,8 +125,8 @@ bool debezium_parse_timestamp(const char *s, size_t len, double *unix_seconds)
     }
     if (!parse_offset(&p, end, &offset) || p != end)
         return false;
-    int64_t seconds = days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 +
-                      second - offset;
+    int64_t seconds =
+        days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset;
     *unix_seconds = (double)seconds + fraction;
     return true;
 }
@@ -200,8 +200,7 @@ static enum debezium_outcome take_row(json_t *after, struct debezium_event *ev, 
         return DEBEZIUM_INVALID;
     }
     ev->id = json_integer_value(id);
-    if (!copy_string(json_object_get(after, "subscriber"), &ev->subscriber,
-                     &ev->subscriber_len)) {
+    if (!copy_string(json_object_get(after, "subscriber"), &ev->subscriber, &ev->subscriber_len)) {
         *why = "subscriber is not a non-empty string";
         return DEBEZIUM_INVALID;
     }

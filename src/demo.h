@@ -19,7 +19,7 @@
 #include "pg_pool.h"
 
 struct demo_file {
-    const char *name;         /* "index.html" */
+    const char *name; /* "index.html" */
     const char *content_type;
     char *bytes;
     size_t len;

@@ -25,9 +25,9 @@ struct frame {
 /* Why an event could not become a frame; each is logged and counted. */
 enum frame_error {
     FRAME_OK,
-    FRAME_BAD_ID,           /* id not positive */
-    FRAME_BAD_TYPE,         /* type contains CR, LF or NUL */
-    FRAME_PAYLOAD_INVALID,  /* payload is not valid JSON */
+    FRAME_BAD_ID,          /* id not positive */
+    FRAME_BAD_TYPE,        /* type contains CR, LF or NUL */
+    FRAME_PAYLOAD_INVALID, /* payload is not valid JSON */
     FRAME_PAYLOAD_NOT_OBJECT,
     FRAME_NO_MEMORY,
 };

@@ -44,12 +44,12 @@ struct http_server {
     const struct config *cfg;
     struct sessions *sessions;
     struct http_server_hooks hooks;
-    struct auth *auth;  /* NULL: no authentication */
+    struct auth *auth; /* NULL: no authentication */
     struct demo *demo;
     struct evhttp *http;
     struct evconnlistener *listener;
-    struct event *resume_ev;  /* re-enables accepting after a pass or a pause */
-    struct event *pass_ev;    /* marks the end of an accept pass */
+    struct event *resume_ev; /* re-enables accepting after a pass or a pause */
+    struct event *pass_ev;   /* marks the end of an accept pass */
     unsigned accepted_in_pass;
     bool accepting;
     unsigned accept_errors_logged;
@@ -173,8 +173,8 @@ static void handle_preflight(struct http_server *server, struct evhttp_request *
 /* ---- who is asking ---- */
 
 /* Header first, then the query parameter (EventSource cannot send headers). */
-static const char *lookup(struct evhttp_request *req, struct evkeyvalq *query,
-                          const char *header, const char *param)
+static const char *lookup(struct evhttp_request *req, struct evkeyvalq *query, const char *header,
+                          const char *param)
 {
     const char *value = evhttp_find_header(evhttp_request_get_input_headers(req), header);
     return value != NULL ? value : evhttp_find_header(query, param);
@@ -255,8 +255,8 @@ static void open_stream(struct http_server *server, struct evhttp_request *req,
         send_error(req, 400, "Bad Request", REJECT_BAD_REQUEST, "invalid_consumer_id", why);
         goto done;
     }
-    enum last_event_id has_last = request_parse_last_event_id(
-        lookup(req, query, "Last-Event-ID", "last_event_id"), &last_id);
+    enum last_event_id has_last =
+        request_parse_last_event_id(lookup(req, query, "Last-Event-ID", "last_event_id"), &last_id);
     if (has_last == LAST_EVENT_ID_INVALID) {
         send_error(req, 400, "Bad Request", REJECT_BAD_REQUEST, "invalid_last_event_id",
                    "Last-Event-ID must be a non-negative integer");
@@ -268,8 +268,8 @@ static void open_stream(struct http_server *server, struct evhttp_request *req,
                    "this instance is at its stream limit; retry later or elsewhere");
         goto done;
     }
-    if (!session_start(server->sessions, req, consumer, has_last == LAST_EVENT_ID_PRESENT,
-                       last_id, id.expires_at)) {
+    if (!session_start(server->sessions, req, consumer, has_last == LAST_EVENT_ID_PRESENT, last_id,
+                       id.expires_at)) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "5");
         send_error(req, 503, "Service Unavailable", REJECT_TOO_MANY_SESSIONS, "out_of_memory",
                    "cannot open a stream now; retry later");
@@ -348,8 +348,7 @@ static void on_demo_inserted(void *arg, int64_t id, const char *error)
     if (id > 0)
         send_json(p->req, 201, "Created", json_pack("{s:I}", "id", (json_int_t)id));
     else
-        send_error(p->req, 503, "Service Unavailable", REJECT_BAD_REQUEST, "insert_failed",
-                   error);
+        send_error(p->req, 503, "Service Unavailable", REJECT_BAD_REQUEST, "insert_failed", error);
     free(p);
 }
 
@@ -612,18 +611,18 @@ bool http_server_listen(struct http_server *server)
     int ss_len = (int)sizeof(ss);
     char spec[300];
 
-    snprintf(spec, sizeof(spec), strchr(server->cfg->bind_address, ':') != NULL ? "[%s]:%lld"
-                                                                                : "%s:%lld",
+    snprintf(spec, sizeof(spec),
+             strchr(server->cfg->bind_address, ':') != NULL ? "[%s]:%lld" : "%s:%lld",
              server->cfg->bind_address, server->cfg->port);
     memset(&ss, 0, sizeof(ss));
     if (evutil_parse_sockaddr_port(spec, (struct sockaddr *)&ss, &ss_len) != 0) {
         log_error("invalid BIND_ADDRESS", "value=%s", server->cfg->bind_address);
         return false;
     }
-    server->listener = evconnlistener_new_bind(
-        server->base, NULL, NULL,
-        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_DISABLED,
-        LISTEN_BACKLOG, (struct sockaddr *)&ss, ss_len);
+    server->listener = evconnlistener_new_bind(server->base, NULL, NULL,
+                                               LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+                                                   LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_DISABLED,
+                                               LISTEN_BACKLOG, (struct sockaddr *)&ss, ss_len);
     if (server->listener == NULL) {
         log_error("cannot listen", "address=%s port=%lld error=%s", server->cfg->bind_address,
                   server->cfg->port, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));

@@ -4,8 +4,8 @@
  * Routes: GET /events (the SSE stream; consumer id and last id from headers
  * or the consumer_id / last_event_id query parameters, headers winning;
  * CORS preflight with OPTIONS), GET /healthz, GET /readyz, GET /metrics, the
- * demo page at / and POST /demo/events (DEMO=1 only). Every error is a short JSON body with a stable "error" code:
- * 400 for bad input, 404 for unknown paths, 405 (with Allow) for other
+ * demo page at / and POST /demo/events (DEMO=1 only). Every error is a short JSON body with a
+ * stable "error" code: 400 for bad input, 404 for unknown paths, 405 (with Allow) for other
  * methods, 503 (with Retry-After) when full or shutting down.
  *
  * The listening socket is our own evconnlistener so that accept failures at

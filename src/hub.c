@@ -126,8 +126,7 @@ static void maybe_grow(struct hub *hub)
     hub->bucket_count = new_count;
 }
 
-static struct hub_consumer *add_consumer(struct hub *hub, const char *id, size_t len,
-                                         uint64_t hash)
+static struct hub_consumer *add_consumer(struct hub *hub, const char *id, size_t len, uint64_t hash)
 {
     struct hub_consumer *c = malloc(sizeof(*c) + len + 1);
     if (c == NULL)
@@ -245,8 +244,7 @@ static void member_write_one(struct hub_member *m, struct frame *f)
     m->cursor = f->id;
 }
 
-size_t hub_publish(struct hub *hub, const char *subscriber, size_t subscriber_len,
-                   struct frame *f)
+size_t hub_publish(struct hub *hub, const char *subscriber, size_t subscriber_len, struct frame *f)
 {
     if (f->id > hub->high_water)
         hub->high_water = f->id;

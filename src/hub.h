@@ -93,8 +93,7 @@ void hub_leave(struct hub *hub, struct hub_member *m);
 
 /* Routes one live event to the members of subscriber. Returns how many
  * members took it (written or held). */
-size_t hub_publish(struct hub *hub, const char *subscriber, size_t subscriber_len,
-                   struct frame *f);
+size_t hub_publish(struct hub *hub, const char *subscriber, size_t subscriber_len, struct frame *f);
 
 /* Writes replayed frames to m, skipping ids <= its cursor, and advances it. */
 void hub_member_deliver(struct hub_member *m, struct frame *const *frames, size_t count);

@@ -129,8 +129,8 @@ static void line_put_value(struct line *l, enum log_format format, const char *v
     line_putc(l, '"');
 }
 
-static void line_put_field(struct line *l, enum log_format format, const char *key,
-                           size_t key_len, const char *v, size_t n, bool is_number)
+static void line_put_field(struct line *l, enum log_format format, const char *key, size_t key_len,
+                           const char *v, size_t n, bool is_number)
 {
     if (format == LOG_FORMAT_JSON) {
         line_puts(l, ",\"");

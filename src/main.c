@@ -47,8 +47,8 @@ struct service {
     struct http_server *http;
     struct auth *auth; /* NULL when authentication is off */
     struct demo *demo;
-    struct pg_listener *listener;     /* INGEST=pg_notify */
-    struct nats_ingest *nats;         /* INGEST=nats */
+    struct pg_listener *listener; /* INGEST=pg_notify */
+    struct nats_ingest *nats;     /* INGEST=nats */
     struct event *sigterm_ev;
     struct event *sigint_ev;
     bool stopping;

@@ -19,10 +19,10 @@ static const double lag_bounds[LAG_BUCKET_COUNT - 1] = {0.0005, 0.001, 0.0025, 0
 static const char *const close_names[CLOSE_REASON_COUNT] = {
     "client_gone", "slow_consumer", "shutdown", "write_error", "token_expired"};
 static const char *const reject_names[REJECT_REASON_COUNT] = {
-    "bad_request", "not_found",    "method_not_allowed", "too_many_sessions",
+    "bad_request",  "not_found", "method_not_allowed", "too_many_sessions",
     "unauthorized", "forbidden", "shutting_down"};
-static const char *const invalid_names[INVALID_REASON_COUNT] = {
-    "bad_notification", "bad_message", "bad_row", "missing_row"};
+static const char *const invalid_names[INVALID_REASON_COUNT] = {"bad_notification", "bad_message",
+                                                                "bad_row", "missing_row"};
 
 const char *close_reason_name(enum close_reason r)
 {
@@ -80,8 +80,7 @@ void metrics_render(struct evbuffer *out, const struct metrics_gauges *g)
 {
     family(out, "event_piper_build_info", "gauge", "Build information; the value is always 1.");
     evbuffer_add_printf(out, "event_piper_build_info{version=\"%s\"} 1\n", PIPER_VERSION);
-    gauge(out, "event_piper_start_time_seconds", "Unix time the process started.",
-          g->started_at);
+    gauge(out, "event_piper_start_time_seconds", "Unix time the process started.", g->started_at);
     gauge(out, "event_piper_sessions_open", "SSE streams currently open.",
           (double)g->sessions_open);
     gauge(out, "event_piper_consumers", "Distinct consumer ids with at least one open stream.",
@@ -128,22 +127,20 @@ void metrics_render(struct evbuffer *out, const struct metrics_gauges *g)
             "Times the ingest connection was re-established after a loss.",
             metrics.listener_reconnects);
     gauge(out, "event_piper_listener_connected",
-          "1 when the ingest connection is up and listening, else 0.",
-          (double)g->ingest_connected);
+          "1 when the ingest connection is up and listening, else 0.", (double)g->ingest_connected);
 
     family(out, "event_piper_notification_lag_seconds", "histogram",
            "Seconds from an event's row timestamp to its hand-off to the streams.");
     uint64_t cumulative = 0;
     for (size_t i = 0; i < LAG_BUCKET_COUNT - 1; i++) {
         cumulative += metrics.lag_buckets[i];
-        evbuffer_add_printf(out, "event_piper_notification_lag_seconds_bucket{le=\"%g\"} %" PRIu64
-                                 "\n",
+        evbuffer_add_printf(out,
+                            "event_piper_notification_lag_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
                             lag_bounds[i], cumulative);
     }
     cumulative += metrics.lag_buckets[LAG_BUCKET_COUNT - 1];
-    evbuffer_add_printf(out,
-                        "event_piper_notification_lag_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n",
-                        cumulative);
+    evbuffer_add_printf(
+        out, "event_piper_notification_lag_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", cumulative);
     evbuffer_add_printf(out, "event_piper_notification_lag_seconds_sum %.9g\n", metrics.lag_sum);
     evbuffer_add_printf(out, "event_piper_notification_lag_seconds_count %" PRIu64 "\n",
                         metrics.lag_count);

@@ -38,10 +38,10 @@ enum reject_reason {
 
 /* Why an incoming event was dropped. */
 enum invalid_reason {
-    INVALID_NOTIFICATION,   /* unparsable PostgreSQL notification */
-    INVALID_MESSAGE,        /* malformed Debezium change event */
-    INVALID_ROW,            /* the row cannot become an SSE event */
-    INVALID_MISSING_ROW,    /* notified row not found when fetched */
+    INVALID_NOTIFICATION, /* unparsable PostgreSQL notification */
+    INVALID_MESSAGE,      /* malformed Debezium change event */
+    INVALID_ROW,          /* the row cannot become an SSE event */
+    INVALID_MISSING_ROW,  /* notified row not found when fetched */
     INVALID_REASON_COUNT
 };
 

@@ -255,7 +255,8 @@ static bool find_stream(struct nats_ingest *n)
     natsStatus s = js_StreamNames(&names, n->js, &o, &jerr);
     if (s != NATS_OK || names == NULL || names->Count < 1) {
         post_text(n, ITEM_LOG, LOG_LEVEL_WARN, "no JetStream stream holds subject %s: %s",
-                  n->subject, s == NATS_OK || s == NATS_NOT_FOUND ? "none found" : nats_error_text(s));
+                  n->subject,
+                  s == NATS_OK || s == NATS_NOT_FOUND ? "none found" : nats_error_text(s));
         if (names != NULL)
             jsStreamNamesList_Destroy(names);
         return false;
@@ -293,8 +294,8 @@ static bool read_position(struct nats_ingest *n, int64_t *baseline)
         }
         natsMsg_Destroy(last);
     } else if (s != NATS_NOT_FOUND) {
-        post_text(n, ITEM_LOG, LOG_LEVEL_WARN, "cannot read the last message of %s: %s",
-                  n->subject, nats_error_text(s));
+        post_text(n, ITEM_LOG, LOG_LEVEL_WARN, "cannot read the last message of %s: %s", n->subject,
+                  nats_error_text(s));
         return false;
     }
     n->positioned = true;
@@ -470,8 +471,8 @@ static void publish_event(struct nats_ingest *n, const struct item *it)
 {
     const struct debezium_event *ev = &it->ev;
     enum frame_error err = FRAME_OK;
-    struct frame *f = frame_new_event(ev->id, ev->type, ev->type_len, ev->payload,
-                                      ev->payload_len, ev->timestamp, &err);
+    struct frame *f = frame_new_event(ev->id, ev->type, ev->type_len, ev->payload, ev->payload_len,
+                                      ev->timestamp, &err);
     if (f == NULL) {
         metrics.events_invalid[INVALID_ROW]++;
         log_warn("change event skipped", "subject=%s seq=%" PRIu64 " id=%" PRId64 " reason=%s",

@@ -80,7 +80,8 @@ bool notification_parse(const char *text, size_t len, struct notification *n, co
     }
     while ((rc = json_members_next(&it, &m)) == 1) {
         if (json_string_equals(m.key, m.key_len, "id")) {
-            if (m.kind != JSON_KIND_NUMBER || !notification_parse_id(m.value, m.value_len, &n->id)) {
+            if (m.kind != JSON_KIND_NUMBER ||
+                !notification_parse_id(m.value, m.value_len, &n->id)) {
                 *why = "id is not a positive integer";
                 goto fail;
             }
@@ -97,7 +98,8 @@ bool notification_parse(const char *text, size_t len, struct notification *n, co
                 goto fail;
             }
         } else if (json_string_equals(m.key, m.key_len, "ts")) {
-            if (m.kind != JSON_KIND_NUMBER || !parse_timestamp(m.value, m.value_len, &n->timestamp)) {
+            if (m.kind != JSON_KIND_NUMBER ||
+                !parse_timestamp(m.value, m.value_len, &n->timestamp)) {
                 *why = "ts is not a number";
                 goto fail;
             }

@@ -22,15 +22,15 @@
 
 struct notification {
     int64_t id;
-    bool complete;      /* type and payload present: no fetch needed */
-    char *subscriber;   /* NULL when absent; points into strings */
+    bool complete;    /* type and payload present: no fetch needed */
+    char *subscriber; /* NULL when absent; points into strings */
     size_t subscriber_len;
-    char *type;         /* NULL unless complete; points into strings */
+    char *type; /* NULL unless complete; points into strings */
     size_t type_len;
     const char *payload; /* raw JSON span inside the parsed text */
     size_t payload_len;
-    double timestamp;   /* 0 when absent */
-    char *strings;      /* owns the decoded strings */
+    double timestamp; /* 0 when absent */
+    char *strings;    /* owns the decoded strings */
 };
 
 /* Parses text into n. On success n must later be released with

@@ -36,9 +36,9 @@ struct pg_conn {
     struct event *io_ev;    /* connect steps, then persistent read */
     struct event *write_ev; /* armed while libpq has unsent output */
     struct event *timeout_ev;
-    struct event *kick_ev; /* runs the first connect step from the loop */
-    struct event *more_ev; /* resumes delivering notifications on the next pass */
-    bool reading_paused;   /* io_ev is off while delivered notifications wait */
+    struct event *kick_ev;  /* runs the first connect step from the loop */
+    struct event *more_ev;  /* resumes delivering notifications on the next pass */
+    bool reading_paused;    /* io_ev is off while delivered notifications wait */
     struct list_node queue; /* head is running when running is set */
     bool running;
     PGresult *result;
@@ -288,8 +288,7 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 
 static void start_next(struct pg_conn *c)
 {
-    if (c->running || list_empty(&c->queue) || c->state == PGC_CONNECTING ||
-        c->state == PGC_LOST)
+    if (c->running || list_empty(&c->queue) || c->state == PGC_CONNECTING || c->state == PGC_LOST)
         return;
     struct pg_command *cmd = container_of(list_first(&c->queue), struct pg_command, link);
     const char *const *params = (const char *const *)cmd->params;
@@ -311,8 +310,8 @@ static void start_next(struct pg_conn *c)
 /* Queues a command; sending happens from the loop (kick_ev), never inside
  * the caller's stack, so a failure cannot call back into code that is still
  * in the middle of queuing. */
-static bool enqueue(struct pg_conn *c, bool at_front, const char *text, bool prepared,
-                    int nparams, const char *const *params, pg_result_fn fn, void *arg)
+static bool enqueue(struct pg_conn *c, bool at_front, const char *text, bool prepared, int nparams,
+                    const char *const *params, pg_result_fn fn, void *arg)
 {
     struct pg_command *cmd = calloc(1, sizeof(*cmd));
     if (cmd == NULL)
@@ -457,13 +456,17 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 
 struct pg_conn *pg_conn_new(struct event_base *base, const char *conninfo,
                             const char *application_name, const char *setup_sql,
-                            int connect_timeout_s, const struct pg_conn_handler *handler,
-                            void *arg)
+                            int connect_timeout_s, const struct pg_conn_handler *handler, void *arg)
 {
     /* Our defaults come first; dbname (the user's conninfo, expanded) comes
      * last so that anything it sets wins. */
-    const char *keywords[] = {"application_name", "keepalives", "keepalives_idle",
-                              "keepalives_interval", "keepalives_count", "dbname", NULL};
+    const char *keywords[] = {"application_name",
+                              "keepalives",
+                              "keepalives_idle",
+                              "keepalives_interval",
+                              "keepalives_count",
+                              "dbname",
+                              NULL};
     const char *values[] = {application_name, "1", "10", "5", "3", conninfo, NULL};
     struct timeval tv = {connect_timeout_s, 0};
 

@@ -281,8 +281,8 @@ static void on_synced(struct pg_conn *c, const PGresult *res, void *arg)
     int64_t baseline = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     if (l->ever_live)
         metrics.listener_reconnects++;
-    log_info("listening", "channel=" PG_LISTENER_CHANNEL " backend_pid=%d max_id=%" PRId64
-             " reconnect=%d",
+    log_info("listening",
+             "channel=" PG_LISTENER_CHANNEL " backend_pid=%d max_id=%" PRId64 " reconnect=%d",
              pg_conn_backend_pid(c), baseline, l->ever_live);
     l->ever_live = true;
     l->state = LISTENER_LIVE;
@@ -316,9 +316,9 @@ static const struct pg_conn_handler listener_handler = {
 static void listener_connect(struct pg_listener *l)
 {
     l->state = LISTENER_CONNECTING;
-    l->conn = pg_conn_new(l->base, l->conninfo, "event-piper listener",
-                          "LISTEN " PG_LISTENER_CHANNEL, l->options.connect_timeout_s,
-                          &listener_handler, l);
+    l->conn =
+        pg_conn_new(l->base, l->conninfo, "event-piper listener", "LISTEN " PG_LISTENER_CHANNEL,
+                    l->options.connect_timeout_s, &listener_handler, l);
     if (l->conn == NULL) {
         l->state = LISTENER_DOWN;
         schedule_reconnect(l);

@@ -46,9 +46,9 @@ struct pg_pool_options {
 };
 
 struct pg_pool_stats {
-    size_t open;      /* connected or connecting */
-    size_t in_use;    /* lent out */
-    size_t waiting;   /* borrowers queued */
+    size_t open;                 /* connected or connecting */
+    size_t in_use;               /* lent out */
+    size_t waiting;              /* borrowers queued */
     unsigned long long connects; /* connections established so far */
 };
 

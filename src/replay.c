@@ -55,7 +55,7 @@ struct replay_job {
     size_t ready_count;
     bool ready_was_full;
     bool page_was_full;
-    bool read_any; /* a page of this job has returned rows */
+    bool read_any;    /* a page of this job has returned rows */
     int64_t position; /* highest id read so far */
     uint64_t query_generation;
     size_t page_limit;
@@ -93,7 +93,8 @@ static struct replay_job *job_new(struct replay *r, const char *consumer_id, int
     job->position = position;
     /* Row sizes are unknown until the first page comes back: start small so
      * a history of large rows cannot make the first page huge. */
-    job->page_limit = r->options.page_rows < FIRST_PAGE_ROWS ? r->options.page_rows : FIRST_PAGE_ROWS;
+    job->page_limit =
+        r->options.page_rows < FIRST_PAGE_ROWS ? r->options.page_rows : FIRST_PAGE_ROWS;
     pg_pool_waiter_init(&job->waiter, NULL);
     memcpy(job->consumer_id, consumer_id, len + 1);
     backoff_init(&job->backoff, r->options.retry_min_ms, r->options.retry_max_ms,
@@ -262,8 +263,8 @@ static size_t job_fill_frames(struct replay_job *job, const PGresult *res, struc
         struct frame *f = event_row_frame(res, i, &id, &err);
         if (f == NULL) {
             metrics.events_invalid[INVALID_ROW]++;
-            log_warn("row skipped", "id=%" PRId64 " subscriber=%s reason=%s", id,
-                     job->consumer_id, frame_error_name(err));
+            log_warn("row skipped", "id=%" PRId64 " subscriber=%s reason=%s", id, job->consumer_id,
+                     frame_error_name(err));
             continue;
         }
         frames[count++] = f;
@@ -291,8 +292,7 @@ static void job_read_ahead(struct replay_job *job)
 /* Writes a page to the members (taking over frames). After a full page the
  * next one is read (if that is not already under way) while the members
  * drain this one. */
-static void job_deliver_page(struct replay_job *job, struct frame **frames, size_t count,
-                             bool full)
+static void job_deliver_page(struct replay_job *job, struct frame **frames, size_t count, bool full)
 {
     job->page_was_full = full;
     if (full && !job->prefetching)
@@ -490,8 +490,7 @@ void replay_catch_up(struct replay *r, struct hub_member *m)
     struct replay_job *job = job_new(r, hub_consumer_id(m->consumer), m->cursor);
     if (job == NULL) {
         /* Parked: the next resync retries; the stream keeps its heartbeats. */
-        log_error("replay not started: out of memory", "consumer=%s",
-                  hub_consumer_id(m->consumer));
+        log_error("replay not started: out of memory", "consumer=%s", hub_consumer_id(m->consumer));
         return;
     }
     job_attach(job, m);

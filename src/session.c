@@ -143,8 +143,7 @@ static void session_destroy(struct session *s, enum close_reason reason)
         evhttp_connection_get_peer(s->evcon, &peer, &port);
     log_info("session closed", "session=%" PRIu64 " consumer=%s peer=%s port=%u reason=%s age=%.3f",
              s->id, s->member.consumer != NULL ? hub_consumer_id(s->member.consumer) : "",
-             peer != NULL ? peer : "", (unsigned)port, close_reason_name(reason),
-             age_seconds(s));
+             peer != NULL ? peer : "", (unsigned)port, close_reason_name(reason), age_seconds(s));
     replay_member_leave(&s->member);
     hub_leave(all->hub, &s->member);
     list_remove(&s->link);
@@ -238,8 +237,8 @@ static bool soft_limit_check(struct session *s, int64_t now_ms)
     int64_t over_ms = now_ms - s->soft_since_ms;
     if (s->soft_since_ms == 0 || over_ms < (int64_t)set->soft_seconds * 1000)
         return true;
-    log_warn("slow consumer over soft limit", "session=%" PRIu64 " pending=%zu seconds=%.3f",
-             s->id, output_pending(s), (double)over_ms / 1000.0);
+    log_warn("slow consumer over soft limit", "session=%" PRIu64 " pending=%zu seconds=%.3f", s->id,
+             output_pending(s), (double)over_ms / 1000.0);
     session_close(s, CLOSE_SLOW_CONSUMER);
     return false;
 }
@@ -554,7 +553,8 @@ bool session_start(struct sessions *all, struct evhttp_request *req, const char 
     s->chunked = evhttp_find_header(headers, "Transfer-Encoding") != NULL;
     /* The first chunk goes through evhttp to install on_drained as the
      * connection's write callback, which emit() relies on. */
-    evbuffer_add(all->scratch, retry, sse_write_retry(retry, sizeof(retry), all->settings.retry_ms));
+    evbuffer_add(all->scratch, retry,
+                 sse_write_retry(retry, sizeof(retry), all->settings.retry_ms));
     metrics.bytes_written += evbuffer_get_length(all->scratch);
     evhttp_send_reply_chunk_with_cb(req, all->scratch, on_drained, s);
 
@@ -563,17 +563,19 @@ bool session_start(struct sessions *all, struct evhttp_request *req, const char 
     /* Behind a load balancer the peer is the proxy; the client's address as
      * the proxy reports it (unverified: any client can send the header)
      * lets an operator follow one client across reconnects. */
-    const char *forwarded = evhttp_find_header(evhttp_request_get_input_headers(req),
-                                               "X-Forwarded-For");
+    const char *forwarded =
+        evhttp_find_header(evhttp_request_get_input_headers(req), "X-Forwarded-For");
     if (forwarded == NULL)
         forwarded = "-";
     if (has_last_id)
         log_info("session opened",
-                 "session=%" PRIu64 " consumer=%s peer=%s port=%u forwarded_for=%s last_event_id=%" PRId64,
+                 "session=%" PRIu64
+                 " consumer=%s peer=%s port=%u forwarded_for=%s last_event_id=%" PRId64,
                  s->id, consumer_id, peer != NULL ? peer : "", (unsigned)port, forwarded, last_id);
     else
-        log_info("session opened", "session=%" PRIu64 " consumer=%s peer=%s port=%u forwarded_for=%s",
-                 s->id, consumer_id, peer != NULL ? peer : "", (unsigned)port, forwarded);
+        log_info("session opened",
+                 "session=%" PRIu64 " consumer=%s peer=%s port=%u forwarded_for=%s", s->id,
+                 consumer_id, peer != NULL ? peer : "", (unsigned)port, forwarded);
     /* Both header lists have served their purpose (the reply's are on the
      * wire, the request's were read; consumer_id may point into them, so
      * this comes last). An idle stream should cost as little memory as

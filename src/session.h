@@ -49,10 +49,9 @@ void sessions_free(struct sessions *all);
 
 /* Turns req into a stream for consumer_id; with has_last_id the stream first
  * replays events after last_id. A non-zero expires_at (Unix seconds) ends
- * the stream cleanly at that time: the credential that opened it expired. Returns false (and the caller answers 503)
- * only when memory runs out. On success the request's headers are released
- * (an idle stream keeps as little as possible): pointers into them are
- * invalid once this returns. */
+ * the stream cleanly at that time: the credential that opened it expired. Returns false (and the
+ * caller answers 503) only when memory runs out. On success the request's headers are released (an
+ * idle stream keeps as little as possible): pointers into them are invalid once this returns. */
 bool session_start(struct sessions *all, struct evhttp_request *req, const char *consumer_id,
                    bool has_last_id, int64_t last_id, int64_t expires_at)
     __attribute__((warn_unused_result));

@@ -17,7 +17,6 @@ bool sse_type_valid(const char *type, size_t len)
     return true;
 }
 
-
 /* Length of the data line starting at p (up to CR, LF or end) and of the
  * line break after it (0, 1 or 2 bytes). */
 static size_t data_line(const char *p, const char *end, size_t *break_len)

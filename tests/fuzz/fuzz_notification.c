@@ -24,8 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (n.complete) {
         enum frame_error err = FRAME_OK;
-        struct frame *f = frame_new_event(n.id, n.type, n.type_len, n.payload, n.payload_len,
-                                          n.timestamp, &err);
+        struct frame *f =
+            frame_new_event(n.id, n.type, n.type_len, n.payload, n.payload_len, n.timestamp, &err);
         if ((f == NULL) != (err != FRAME_OK))
             abort();
         frame_unref(f);

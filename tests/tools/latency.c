@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FINE_LIMIT_US 100000          /* 1 us buckets below this */
+#define FINE_LIMIT_US 100000 /* 1 us buckets below this */
 #define COARSE_STEP_US 100
-#define COARSE_LIMIT_US 10000000      /* 100 us buckets below this */
+#define COARSE_LIMIT_US 10000000 /* 100 us buckets below this */
 #define FINE_BUCKETS FINE_LIMIT_US
 #define COARSE_BUCKETS ((COARSE_LIMIT_US - FINE_LIMIT_US) / COARSE_STEP_US)
 #define BUCKETS (FINE_BUCKETS + COARSE_BUCKETS + 1) /* + overflow */

@@ -150,8 +150,7 @@ int main(int argc, char **argv)
     struct publisher p = {.timeout_seconds = 30};
     if (!parse_args(&p, argc, argv))
         return usage();
-    bool ok = connect_to(&p) && (p.create_stream == NULL || create_stream(&p)) &&
-              publish_lines(&p);
+    bool ok = connect_to(&p) && (p.create_stream == NULL || create_stream(&p)) && publish_lines(&p);
     jsCtx_Destroy(p.js);
     if (p.conn != NULL) {
         natsConnection_Close(p.conn);

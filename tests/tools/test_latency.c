@@ -38,9 +38,9 @@ static void test_coarse_and_overflow(void **state)
 {
     (void)state;
     struct latency *h = latency_new();
-    latency_record(h, -5);          /* clock skew: counted as 0 */
-    latency_record(h, 150050);      /* 100 us bucket 150000..150099 */
-    latency_record(h, 20000000);    /* beyond 10 s */
+    latency_record(h, -5);       /* clock skew: counted as 0 */
+    latency_record(h, 150050);   /* 100 us bucket 150000..150099 */
+    latency_record(h, 20000000); /* beyond 10 s */
     assert_int_equal(latency_quantile(h, 0.0), 0);
     assert_int_equal(latency_quantile(h, 0.6), 150099);
     assert_int_equal(latency_quantile(h, 1.0), 20000000);
@@ -70,7 +70,8 @@ static void test_write_merges(void **state)
     int64_t value;
     unsigned count;
     int used;
-    for (const char *p = text; sscanf(p, "%" SCNd64 " %u\n%n", &value, &count, &used) == 2; p += used)
+    for (const char *p = text; sscanf(p, "%" SCNd64 " %u\n%n", &value, &count, &used) == 2;
+         p += used)
         for (unsigned i = 0; i < count; i++)
             latency_record(merged, value);
     const double qs[] = {0.0, 0.5, 0.9, 0.99, 0.999, 1.0};

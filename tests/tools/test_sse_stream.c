@@ -617,7 +617,10 @@ static void feed__invalid_utf8__error(void **state)
  * bytes: each must be found at any offset within and across groups. */
 static void feed__special_byte_at_every_offset__found(void **state)
 {
-    static const char *const bad[] = {"\xc0\x80", "\xed\xa0\x80", "\x80", "\xc3" "A", "\xff"};
+    static const char *const bad[] = {"\xc0\x80", "\xed\xa0\x80", "\x80",
+                                      "\xc3"
+                                      "A",
+                                      "\xff"};
     static const char *const good[] = {"\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80"};
     static const char letters[] = "abcdefghijklmnopqrstuvwxyz";
     char body[128], expected[128];
@@ -634,8 +637,8 @@ static void feed__special_byte_at_every_offset__found(void **state)
             /* One line ending in LF, the next in CR LF, the last in CR. */
             int len = snprintf(body, sizeof(body), "data: %.*s%s\ndata: %.*s\r\ndata: %s%.*s\r\r",
                                at, letters, good[i], at, letters, good[i], 20 - at, letters);
-            snprintf(expected, sizeof(expected), "%.*s%s\\n%.*s\\n%s%.*s]", at, letters, good[i], at,
-                     letters, good[i], 20 - at, letters);
+            snprintf(expected, sizeof(expected), "%.*s%s\\n%.*s\\n%s%.*s]", at, letters, good[i],
+                     at, letters, good[i], 20 - at, letters);
             const char *got = run_body(&r, body, (size_t)len);
             const char *data = strstr(got, "data=[");
             if (data == NULL || strncmp(data + 6, expected, strlen(expected)) != 0)

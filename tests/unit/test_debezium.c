@@ -193,9 +193,16 @@ static void debezium_parse__odd_inputs__never_an_event(void **state)
 {
     (void)state;
     const char *inputs[] = {
-        "[]", "42", "\"c\"", "{}", "{\"op\": 5}", "{\"op\": \"cc\", \"after\": {}}",
-        "{\"op\": \"c\", \"after\": []}", "{\"op\": \"c\", \"after\": {\"id\": 0}}",
-        "{\"op\": \"c\", \"after\": {\"id\": -3}}", "{\"op\": \"c\", \"after\": {\"id\": 1.5}}",
+        "[]",
+        "42",
+        "\"c\"",
+        "{}",
+        "{\"op\": 5}",
+        "{\"op\": \"cc\", \"after\": {}}",
+        "{\"op\": \"c\", \"after\": []}",
+        "{\"op\": \"c\", \"after\": {\"id\": 0}}",
+        "{\"op\": \"c\", \"after\": {\"id\": -3}}",
+        "{\"op\": \"c\", \"after\": {\"id\": 1.5}}",
         "{\"op\": \"c\", \"after\": {\"id\": 1, \"subscriber\": \"\", \"type\": \"t\", "
         "\"payload\": \"{}\"}}",
         "{\"op\": \"c\", \"after\": {\"id\": 1, \"subscriber\": \"s\", \"type\": \"a\\nb\", "
