@@ -47,37 +47,29 @@ BEGIN
 END
 $$;
 
--- The notification carries the whole row when it fits in PostgreSQL's
--- 8000-byte NOTIFY limit, so the service needs no query per event. A larger
--- row is notified by id and subscriber (or by id alone if even the
--- subscriber is too large) and the service fetches it, so an insert never
--- fails because its payload is large.
+-- The notification is a hint, {"id": 7, "subscriber": "toto"}: the service
+-- reads the row itself, because PostgreSQL has no permission on NOTIFY and
+-- any role that can connect could send a forged row on this channel. The
+-- subscriber lets an instance skip rows nobody connected to it wants; if
+-- even it would break PostgreSQL's 8000-byte NOTIFY limit, only the id is
+-- sent. So an insert never fails because of its size.
 --
--- One call per statement, not per row: 100-row INSERTs run 11-22 % faster
--- than with a row trigger; a single-row INSERT loses about 6 us (2-14) to
--- the transition table and the query, a few percent on a cluster without
--- fsync and far less next to a real commit's flush (bench/RESULTS.md, 10).
+-- One call per statement, not per row: 100-row INSERTs run faster than with
+-- a row trigger; a single-row INSERT pays a few microseconds for the
+-- transition table, far less than a real commit's flush (bench/RESULTS.md).
 -- Every row is still notified, in id order: ORDER BY and OFFSET 0 keep the
--- subquery a plan node of its own, so the whole-row message is built once
--- per row and pg_notify runs over rows already sorted. PostgreSQL's logical
--- replication applies rows without statement triggers: on a subscriber
--- database, run event-piper against the publisher (or use the NATS ingest).
+-- subquery a plan node of its own, so pg_notify runs over rows already
+-- sorted. PostgreSQL's logical replication applies rows without statement
+-- triggers: on a subscriber database, run event-piper against the publisher
+-- (or use the NATS ingest).
 CREATE OR REPLACE FUNCTION events_notify() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_notify('new_events',
-        CASE WHEN octet_length(m.whole) < 8000 THEN m.whole
-             WHEN octet_length(json_build_object('id', m.id, 'subscriber', m.subscriber)::text) < 8000
-                 THEN json_build_object('id', m.id, 'subscriber', m.subscriber)::text
+        CASE WHEN octet_length(m.hint) < 8000 THEN m.hint
              ELSE json_build_object('id', m.id)::text
         END)
-    FROM (SELECT n.id, n.subscriber,
-                 json_build_object(
-                     'id', n.id,
-                     'subscriber', n.subscriber,
-                     'type', n.type,
-                     'ts', extract(epoch FROM n.timestamp),
-                     'payload', n.payload)::text AS whole
+    FROM (SELECT n.id, json_build_object('id', n.id, 'subscriber', n.subscriber)::text AS hint
           FROM inserted n
           ORDER BY n.id
           OFFSET 0) m;

@@ -1,6 +1,6 @@
 /*
- * Rows of the events table as read by replay and by the listener's fetch of
- * oversized rows: one select list, one conversion to a frame.
+ * Rows of the events table as read by replay and by the confirmer (confirm.h):
+ * one select list, one conversion to a frame.
  */
 #ifndef PIPER_EVENT_ROW_H
 #define PIPER_EVENT_ROW_H

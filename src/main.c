@@ -23,6 +23,7 @@
 
 #include "auth.h"
 #include "config.h"
+#include "confirm.h"
 #include "demo.h"
 #include "frame.h"
 #include "http_server.h"
@@ -36,6 +37,9 @@
 #include "session.h"
 
 #define CONNECT_TIMEOUT_SECONDS 10
+/* Hints (notifications, NATS messages) waiting to be confirmed from the
+ * table; beyond, the streams resynchronise from the table (confirm.h). */
+#define INGEST_HINTS_MAX 100000
 
 struct service {
     struct config cfg;
@@ -51,6 +55,7 @@ struct service {
     struct nats_ingest *nats;     /* INGEST=nats */
     struct event *sigterm_ev;
     struct event *sigint_ev;
+    char *pool_setup_sql;
     bool stopping;
     double started_at;
 };
@@ -85,6 +90,9 @@ static void service_gauges(void *arg, struct metrics_gauges *g)
     g->replay_pool_in_use = pool.in_use;
     g->replay_pool_waiting = pool.waiting;
     g->ingest_connected = ingest_live(svc) ? 1 : 0;
+    g->ingest_backlog = svc->nats != NULL       ? nats_ingest_backlog(svc->nats)
+                        : svc->listener != NULL ? pg_listener_backlog(svc->listener)
+                                                : 0;
     g->started_at = svc->started_at;
 }
 
@@ -139,8 +147,10 @@ static bool ingest_start(struct service *svc)
             .subject = cfg->nats_subject,
             .stream = cfg->nats_stream,
             .reconnect_ms = (int)cfg->nats_reconnect_ms,
+            .reconnect_max_ms = (int)cfg->pg_reconnect_max_ms,
+            .hints_max = INGEST_HINTS_MAX,
         };
-        svc->nats = nats_ingest_new(svc->base, svc->hub, &nats_options);
+        svc->nats = nats_ingest_new(svc->base, svc->hub, svc->pool, &nats_options);
         return svc->nats != NULL;
     }
     struct pg_listener_options listener_options = {
@@ -150,6 +160,7 @@ static bool ingest_start(struct service *svc)
         .ping_seconds = (int)cfg->pg_ping_seconds,
         .ping_timeout_seconds = (int)cfg->pg_ping_timeout_seconds,
         .connect_timeout_s = CONNECT_TIMEOUT_SECONDS,
+        .hints_max = INGEST_HINTS_MAX,
     };
     svc->listener = pg_listener_new(svc->base, svc->hub, &listener_options);
     return svc->listener != NULL;
@@ -166,9 +177,14 @@ static bool service_start(struct service *svc)
     if (svc->base == NULL)
         return false;
     svc->hub = hub_new((size_t)cfg->held_events_max);
+    size_t setup_len = strlen(replay_prepare_sql) + strlen(confirm_prepare_sql) + 1;
+    svc->pool_setup_sql = malloc(setup_len);
+    if (svc->hub == NULL || svc->pool_setup_sql == NULL)
+        return false;
+    snprintf(svc->pool_setup_sql, setup_len, "%s%s", replay_prepare_sql, confirm_prepare_sql);
     struct pg_pool_options pool_options = {
         .conninfo = cfg->database_url,
-        .setup_sql = replay_prepare_sql,
+        .setup_sql = svc->pool_setup_sql,
         .size = (size_t)cfg->replay_pool_size,
         .idle_seconds = (int)cfg->replay_idle_seconds,
         .reconnect_min_ms = (int)cfg->pg_reconnect_min_ms,
@@ -252,6 +268,7 @@ static void service_stop(struct service *svc)
     if (svc->base != NULL)
         event_base_free(svc->base);
     frame_release_scratch();
+    free(svc->pool_setup_sql);
     config_free(&svc->cfg);
 }
 

@@ -105,9 +105,6 @@ void metrics_render(struct evbuffer *out, const struct metrics_gauges *g)
             metrics.events_delivered);
     counter(out, "event_piper_bytes_written_total", "Bytes of SSE body written to streams.",
             metrics.bytes_written);
-    counter(out, "event_piper_oversized_fetches_total",
-            "Rows fetched by id because they were too large for a notification.",
-            metrics.oversized_fetches);
     counter(out, "event_piper_replay_queries_total", "Replay page queries run.",
             metrics.replay_queries);
     counter(out, "event_piper_replay_rows_total", "Rows read by replay queries.",
@@ -126,6 +123,16 @@ void metrics_render(struct evbuffer *out, const struct metrics_gauges *g)
     counter(out, "event_piper_listener_reconnects_total",
             "Times the ingest connection was re-established after a loss.",
             metrics.listener_reconnects);
+    counter(out, "event_piper_ingest_confirm_reads_total",
+            "Reads of hinted rows (notifications, NATS messages) back from the events table.",
+            metrics.confirm_reads);
+    counter(out, "event_piper_ingest_resyncs_total",
+            "Times hints were dropped (backlog full, a read failed) and live streams caught up "
+            "from the table instead.",
+            metrics.confirm_resyncs);
+    gauge(out, "event_piper_ingest_backlog",
+          "Hints waiting to be confirmed and confirmed rows waiting to be published.",
+          (double)g->ingest_backlog);
     gauge(out, "event_piper_listener_connected",
           "1 when the ingest connection is up and listening, else 0.", (double)g->ingest_connected);
 

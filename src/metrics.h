@@ -56,11 +56,12 @@ struct metrics {
     uint64_t events_invalid[INVALID_REASON_COUNT];
     uint64_t events_delivered;
     uint64_t bytes_written;
-    uint64_t oversized_fetches;
     uint64_t replay_queries;
     uint64_t replay_rows;
     uint64_t held_overflows;
     uint64_t listener_reconnects;
+    uint64_t confirm_reads;   /* reads of hinted rows from the table */
+    uint64_t confirm_resyncs; /* hints dropped, streams resynchronised */
     uint64_t lag_buckets[LAG_BUCKET_COUNT]; /* non-cumulative counts */
     uint64_t lag_count;
     double lag_sum;
@@ -76,6 +77,7 @@ struct metrics_gauges {
     size_t replay_pool_in_use;
     size_t replay_pool_waiting;
     int ingest_connected;
+    size_t ingest_backlog; /* hints and confirmed rows not yet published */
     double started_at; /* Unix seconds */
 };
 

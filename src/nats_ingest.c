@@ -18,16 +18,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <nats/nats.h>
 
+#include "backoff.h"
+#include "confirm.h"
 #include "debezium.h"
-#include "frame.h"
 #include "log.h"
 #include "metrics.h"
+#include "number.h"
 
 #define FETCH_BATCH 256
 #define FETCH_WAIT_MS 500
@@ -35,14 +36,13 @@
 /* Idle fetches in a row before checking the consumer still exists: a
  * consumer deleted on the server makes fetches time out, not fail. */
 #define IDLE_FETCHES_BEFORE_CHECK 10
-#define RETRY_MAX_MS 5000
 #define DETAIL_MAX 256
 
 enum item_kind {
     ITEM_EVENT,   /* ev holds an event */
     ITEM_INVALID, /* a message that cannot be an event: why, seq */
     ITEM_IGNORED, /* a valid message that makes no event: counted only */
-    ITEM_UP,      /* consumer established: baseline */
+    ITEM_UP,      /* consumer established */
     ITEM_DOWN,    /* connection or consumer lost: detail */
     ITEM_LOG,     /* a worker-side condition worth a log line: detail */
 };
@@ -51,7 +51,6 @@ struct item {
     struct item *next;
     enum item_kind kind;
     uint64_t seq;
-    int64_t baseline;
     enum log_level level;
     const char *why;
     struct debezium_event ev;
@@ -61,10 +60,12 @@ struct item {
 struct nats_ingest {
     struct event_base *base;
     struct hub *hub;
+    struct pg_pool *pool;
     char *subject;
     char *stream_option;
     int reconnect_ms;
     natsOptions *nats_options;
+    struct confirm *confirm;
 
     int wake_fd;
     struct event *wake_ev;
@@ -88,11 +89,14 @@ struct nats_ingest {
     uint64_t last_seq;
     bool positioned;
     int idle_fetches;
-    int retry_ms;
+    struct backoff backoff;
 
     /* Loop thread only. */
     bool live;
     bool ever_live;
+    bool baseline_known;
+    struct pg_pool_query *baseline_query;
+    struct event *baseline_retry_ev;
 };
 
 /* ---- queue (any thread) ---- */
@@ -214,13 +218,11 @@ static void worker_pause(struct nats_ingest *n, int ms)
     pthread_mutex_unlock(&n->lock);
 }
 
-/* Doubles the retry delay up to RETRY_MAX_MS, with jitter so that many
+/* The same back-off and jitter as PostgreSQL's reconnects, so many
  * instances do not hammer a recovering server in step. */
 static void worker_back_off(struct nats_ingest *n)
 {
-    int jitter = n->retry_ms > 1 ? rand() % (n->retry_ms / 2 + 1) : 0;
-    worker_pause(n, n->retry_ms + jitter);
-    n->retry_ms = n->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : n->retry_ms * 2;
+    worker_pause(n, backoff_next_ms(&n->backoff));
 }
 
 static const char *nats_error_text(natsStatus s)
@@ -266,9 +268,10 @@ static bool find_stream(struct nats_ingest *n)
     return n->stream != NULL;
 }
 
-/* First consumer only: starts after the stream's last message and takes the
- * id of the last event on the subject as the hub's baseline. */
-static bool read_position(struct nats_ingest *n, int64_t *baseline)
+/* First consumer only: starts after the stream's last message. (The hub's
+ * baseline comes from the table, never from a message anyone could have
+ * published.) */
+static bool read_position(struct nats_ingest *n)
 {
     jsStreamInfo *info = NULL;
     jsErrCode jerr = 0;
@@ -280,34 +283,15 @@ static bool read_position(struct nats_ingest *n, int64_t *baseline)
     }
     n->last_seq = info->State.LastSeq;
     jsStreamInfo_Destroy(info);
-
-    *baseline = 0;
-    natsMsg *last = NULL;
-    s = js_GetLastMsg(&last, n->js, n->stream, n->subject, NULL, &jerr);
-    if (s == NATS_OK) {
-        struct debezium_event ev = {0};
-        const char *why = NULL;
-        if (debezium_parse(natsMsg_GetData(last), (size_t)natsMsg_GetDataLength(last), false, &ev,
-                           &why) == DEBEZIUM_EVENT) {
-            *baseline = ev.id;
-            debezium_event_clear(&ev);
-        }
-        natsMsg_Destroy(last);
-    } else if (s != NATS_NOT_FOUND) {
-        post_text(n, ITEM_LOG, LOG_LEVEL_WARN, "cannot read the last message of %s: %s", n->subject,
-                  nats_error_text(s));
-        return false;
-    }
     n->positioned = true;
     return true;
 }
 
 static bool subscribe(struct nats_ingest *n)
 {
-    int64_t baseline = -1;
     if (n->stream == NULL && !find_stream(n))
         return false;
-    if (!n->positioned && !read_position(n, &baseline))
+    if (!n->positioned && !read_position(n))
         return false;
 
     jsSubOptions so;
@@ -329,11 +313,10 @@ static bool subscribe(struct nats_ingest *n)
     if (up == NULL)
         return false;
     up->seq = n->last_seq;
-    up->baseline = baseline;
     snprintf(up->detail, sizeof(up->detail), "%s", n->stream);
     enqueue(n, up, false);
     n->idle_fetches = 0;
-    n->retry_ms = n->reconnect_ms;
+    backoff_reset(&n->backoff);
     return true;
 }
 
@@ -417,7 +400,7 @@ static void fetch_batch(struct nats_ingest *n)
         return;
     }
     n->idle_fetches = 0;
-    n->retry_ms = n->reconnect_ms;
+    backoff_reset(&n->backoff);
     for (int i = 0; i < list.Count; i++) {
         uint64_t seq = stream_sequence(list.Msgs[i]);
         /* Already queued before the consumer was recreated. */
@@ -460,31 +443,6 @@ static void *worker_main(void *arg)
 
 /* ---- loop thread ---- */
 
-static double now_seconds(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
-}
-
-static void publish_event(struct nats_ingest *n, const struct item *it)
-{
-    const struct debezium_event *ev = &it->ev;
-    enum frame_error err = FRAME_OK;
-    struct frame *f = frame_new_event(ev->id, ev->type, ev->type_len, ev->payload, ev->payload_len,
-                                      ev->timestamp, &err);
-    if (f == NULL) {
-        metrics.events_invalid[INVALID_ROW]++;
-        log_warn("change event skipped", "subject=%s seq=%" PRIu64 " id=%" PRId64 " reason=%s",
-                 n->subject, it->seq, ev->id, frame_error_name(err));
-        return;
-    }
-    size_t taken = hub_publish(n->hub, ev->subscriber, ev->subscriber_len, f);
-    if (taken > 0 && f->timestamp > 0)
-        metrics_observe_lag(now_seconds() - f->timestamp);
-    frame_unref(f);
-}
-
 static void go_down(struct nats_ingest *n, const char *why)
 {
     if (n->live) {
@@ -492,6 +450,47 @@ static void go_down(struct nats_ingest *n, const char *why)
         hub_ingest_down(n->hub);
     }
     log_warn("nats ingest down", "reason=%s", why);
+}
+
+static void read_baseline(struct nats_ingest *n);
+
+static void on_baseline(struct pg_conn *conn, const PGresult *res, void *arg)
+{
+    struct nats_ingest *n = arg;
+    int64_t baseline = 0;
+    struct timeval retry = {1, 0};
+    (void)conn;
+    n->baseline_query = NULL;
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
+        !parse_int64(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), 0, INT64_MAX,
+                     &baseline)) {
+        log_warn("nats ingest: cannot read the highest id; retrying", "error=%s",
+                 res != NULL ? PQresultErrorMessage(res) : "connection lost");
+        evtimer_add(n->baseline_retry_ev, &retry);
+        return;
+    }
+    n->baseline_known = true;
+    if (!n->live)
+        return;
+    hub_ingest_up(n->hub, baseline, false);
+    confirm_hold(n->confirm, false);
+}
+
+static void read_baseline(struct nats_ingest *n)
+{
+    n->baseline_query = pg_pool_query(n->pool, "SELECT coalesce(max(id), 0) FROM events", false,
+                                      0, NULL, on_baseline, n);
+    if (n->baseline_query == NULL) {
+        struct timeval retry = {1, 0};
+        evtimer_add(n->baseline_retry_ev, &retry);
+    }
+}
+
+static void on_baseline_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    read_baseline(arg);
 }
 
 static void go_up(struct nats_ingest *n, const struct item *it)
@@ -502,10 +501,16 @@ static void go_up(struct nats_ingest *n, const struct item *it)
              it->detail, n->subject, it->seq, n->ever_live);
     n->live = true;
     n->ever_live = true;
-    /* JetStream kept everything while the consumer was away and the new one
-     * resumes right after the last message taken: there is no gap to fill
-     * from the table. */
-    hub_ingest_up(n->hub, it->baseline >= 0 ? it->baseline : hub_high_water(n->hub), false);
+    /* The first time, streams start from the highest id in the table, read
+     * before any hint is published. JetStream kept everything while a
+     * consumer was away and the new one resumes right after the last message
+     * taken: there is no gap to fill from the table. */
+    if (!n->baseline_known) {
+        if (n->baseline_query == NULL && !evtimer_pending(n->baseline_retry_ev, NULL))
+            read_baseline(n);
+        return;
+    }
+    hub_ingest_up(n->hub, hub_high_water(n->hub), false);
 }
 
 static void handle_item(struct nats_ingest *n, const struct item *it)
@@ -513,7 +518,7 @@ static void handle_item(struct nats_ingest *n, const struct item *it)
     switch (it->kind) {
     case ITEM_EVENT:
         metrics.events_received++;
-        publish_event(n, it);
+        confirm_hint(n->confirm, it->ev.id, it->ev.subscriber, it->ev.subscriber_len);
         break;
     case ITEM_IGNORED:
         metrics.events_received++;
@@ -584,7 +589,7 @@ static bool configure_nats(struct nats_ingest *n, const struct nats_ingest_optio
     return true;
 }
 
-struct nats_ingest *nats_ingest_new(struct event_base *base, struct hub *hub,
+struct nats_ingest *nats_ingest_new(struct event_base *base, struct hub *hub, struct pg_pool *pool,
                                     const struct nats_ingest_options *options)
 {
     struct nats_ingest *n = calloc(1, sizeof(*n));
@@ -592,12 +597,21 @@ struct nats_ingest *nats_ingest_new(struct event_base *base, struct hub *hub,
         return NULL;
     n->base = base;
     n->hub = hub;
+    n->pool = pool;
     n->wake_fd = -1;
     n->tail = &n->head;
     n->reconnect_ms = options->reconnect_ms;
-    n->retry_ms = options->reconnect_ms;
+    backoff_init(&n->backoff, options->reconnect_ms, options->reconnect_max_ms,
+                 (uint64_t)getpid() ^ ((uint64_t)time(NULL) << 20));
     pthread_mutex_init(&n->lock, NULL);
     pthread_cond_init(&n->cond, NULL);
+    struct confirm_options confirm_options = {.hints_max = options->hints_max};
+    n->confirm = confirm_new(base, hub, &confirm_options);
+    n->baseline_retry_ev = evtimer_new(base, on_baseline_retry, n);
+    if (n->confirm == NULL || n->baseline_retry_ev == NULL)
+        goto fail;
+    confirm_read_on_pool(n->confirm, pool);
+    confirm_hold(n->confirm, true);
     n->subject = strdup(options->subject);
     n->stream_option = strdup(options->stream != NULL ? options->stream : "");
     if (n->subject == NULL || n->stream_option == NULL || n->subject[0] == '\0')
@@ -650,6 +664,11 @@ void nats_ingest_free(struct nats_ingest *n)
         item_free(n->head);
         n->head = next;
     }
+    if (n->baseline_query != NULL)
+        pg_pool_query_cancel(n->baseline_query);
+    if (n->baseline_retry_ev != NULL)
+        event_free(n->baseline_retry_ev);
+    confirm_free(n->confirm);
     if (n->wake_ev != NULL)
         event_free(n->wake_ev);
     if (n->wake_fd >= 0)
@@ -664,5 +683,10 @@ void nats_ingest_free(struct nats_ingest *n)
 
 bool nats_ingest_is_live(const struct nats_ingest *n)
 {
-    return n->live;
+    return n->live && n->baseline_known;
+}
+
+size_t nats_ingest_backlog(const struct nats_ingest *n)
+{
+    return confirm_backlog(n->confirm);
 }

@@ -1,10 +1,11 @@
 /*
  * pg_listener: the ingest from PostgreSQL LISTEN/NOTIFY.
  *
- * Holds the instance's one long-lived connection, LISTENs on new_events and
- * publishes every event to the hub in notification order (which is commit
- * order). Rows too large for a notification are fetched by id on the same
- * connection; later events wait behind such a fetch so order is kept.
+ * Holds the instance's one long-lived connection and LISTENs on new_events.
+ * A notification is only a hint (anyone can send one): its id goes to the
+ * confirmer (confirm.h), which reads the rows back from the table on this
+ * same connection and publishes them, in notification order (which is
+ * commit order).
  *
  * On connect it reads the highest committed id and reports the ingest up to
  * the hub with a gap fill, because notifications sent while it was away are
@@ -30,6 +31,7 @@ struct pg_listener_options {
     int ping_seconds;
     int ping_timeout_seconds;
     int connect_timeout_s;
+    size_t hints_max; /* hints waiting to be confirmed before a resync */
 };
 
 struct pg_listener;
@@ -42,7 +44,7 @@ void pg_listener_free(struct pg_listener *l);
 /* True while LISTEN is active and events flow to the hub. */
 bool pg_listener_is_live(const struct pg_listener *l);
 
-/* The server process id of the LISTEN connection (0 when not connected). */
-int pg_listener_backend_pid(const struct pg_listener *l);
+/* Hints and confirmed rows not yet published, for /metrics. */
+size_t pg_listener_backlog(const struct pg_listener *l);
 
 #endif

@@ -36,6 +36,7 @@ struct pg_pool {
     char *setup_sql;
     struct list_node conns;
     struct list_node waiters;
+    struct list_node queries; /* pg_pool_query handles not yet finished */
     size_t open;
     size_t connecting;
     size_t lent;
@@ -46,6 +47,21 @@ struct pg_pool {
     struct event *sweep_ev;
     struct backoff backoff;
     unsigned failures_logged;
+};
+
+/* A one-shot command (pg_pool_query): waiting for a connection, then running. */
+struct pg_pool_query {
+    struct pg_pool_waiter waiter;
+    struct list_node link; /* pool->queries */
+    struct pg_pool *pool;
+    char *command;
+    bool prepared;
+    bool running;   /* sent on a lent connection; its callback will come */
+    bool cancelled; /* the caller has let go: drop the result */
+    int nparams;
+    char **params;
+    pg_result_fn fn;
+    void *arg;
 };
 
 static void on_conn_ready(struct pg_conn *c, void *arg);
@@ -222,6 +238,7 @@ struct pg_pool *pg_pool_new(struct event_base *base, const struct pg_pool_option
     pool->setup_sql = options->setup_sql != NULL ? strdup(options->setup_sql) : NULL;
     list_init(&pool->conns);
     list_init(&pool->waiters);
+    list_init(&pool->queries);
     pool->dispatch_ev = event_new(base, -1, 0, on_dispatch, pool);
     pool->retry_ev = evtimer_new(base, on_retry, pool);
     pool->sweep_ev = evtimer_new(base, on_sweep, pool);
@@ -235,10 +252,16 @@ struct pg_pool *pg_pool_new(struct event_base *base, const struct pg_pool_option
     return pool;
 }
 
+static void query_free(struct pg_pool_query *q);
+
 void pg_pool_free(struct pg_pool *pool)
 {
     if (pool == NULL)
         return;
+    /* Their connections are closed below, which drops the commands without
+     * calling back, so the handles end here. */
+    while (!list_empty(&pool->queries))
+        query_free(container_of(pool->queries.next, struct pg_pool_query, link));
     while (!list_empty(&pool->conns))
         close_conn(pool, container_of(pool->conns.next, struct pool_conn, link));
     if (pool->dispatch_ev != NULL)
@@ -304,4 +327,81 @@ void pg_pool_get_stats(const struct pg_pool *pool, struct pg_pool_stats *stats)
     stats->in_use = pool->lent;
     stats->waiting = pool->waiting;
     stats->connects = pool->connects;
+}
+
+/* ---- one-shot queries ---- */
+
+
+static void query_free(struct pg_pool_query *q)
+{
+    pg_pool_cancel(q->pool, &q->waiter);
+    list_remove(&q->link);
+    for (int i = 0; i < q->nparams; i++)
+        free(q->params[i]);
+    free(q->params);
+    free(q->command);
+    free(q);
+}
+
+static void on_query_done(struct pg_conn *conn, const PGresult *res, void *arg)
+{
+    struct pg_pool_query *q = arg;
+    pg_pool_release(q->pool, conn);
+    if (!q->cancelled)
+        q->fn(NULL, res, q->arg);
+    query_free(q);
+}
+
+static void on_query_granted(struct pg_pool_waiter *w, struct pg_conn *conn)
+{
+    struct pg_pool_query *q = container_of(w, struct pg_pool_query, waiter);
+    const char *const *params = (const char *const *)q->params;
+    bool sent = q->prepared
+                    ? pg_conn_execute(conn, q->command, q->nparams, params, on_query_done, q)
+                    : pg_conn_query(conn, q->command, q->nparams, params, on_query_done, q);
+    if (sent) {
+        q->running = true;
+        return;
+    }
+    pg_pool_release(q->pool, conn);
+    q->fn(NULL, NULL, q->arg);
+    query_free(q);
+}
+
+struct pg_pool_query *pg_pool_query(struct pg_pool *pool, const char *command, bool prepared,
+                                    int nparams, const char *const *params, pg_result_fn fn,
+                                    void *arg)
+{
+    struct pg_pool_query *q = calloc(1, sizeof(*q));
+    if (q == NULL)
+        return NULL;
+    q->pool = pool;
+    list_init(&q->link);
+    pg_pool_waiter_init(&q->waiter, on_query_granted);
+    q->command = strdup(command);
+    q->params = nparams > 0 ? calloc((size_t)nparams, sizeof(char *)) : NULL;
+    bool ok = q->command != NULL && (nparams == 0 || q->params != NULL);
+    for (int i = 0; ok && i < nparams; i++) {
+        q->params[i] = strdup(params[i]);
+        ok = q->params[i] != NULL;
+        q->nparams = i + 1;
+    }
+    if (!ok) {
+        query_free(q);
+        return NULL;
+    }
+    q->prepared = prepared;
+    q->fn = fn;
+    q->arg = arg;
+    list_append(&pool->queries, &q->link);
+    pg_pool_acquire(pool, &q->waiter);
+    return q;
+}
+
+void pg_pool_query_cancel(struct pg_pool_query *q)
+{
+    if (q->running)
+        q->cancelled = true; /* freed when its result comes */
+    else
+        query_free(q);
 }

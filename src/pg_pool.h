@@ -64,4 +64,20 @@ void pg_pool_release(struct pg_pool *pool, struct pg_conn *conn);
 
 void pg_pool_get_stats(const struct pg_pool *pool, struct pg_pool_stats *stats);
 
+/* One command on whichever connection comes free first: waits for a
+ * connection, runs the command (a statement prepared by setup_sql when
+ * prepared is true, else SQL text), gives the connection back and then calls
+ * fn with the result, or with res == NULL if the connection broke (fn's conn
+ * argument is NULL: the connection is already back in the pool). Parameters
+ * are copied. Returns a handle for pg_pool_query_cancel(), or NULL when out
+ * of memory (fn is then never called). Queries still open when the pool is
+ * freed are freed with it, without their callback. */
+struct pg_pool_query;
+struct pg_pool_query *pg_pool_query(struct pg_pool *pool, const char *command, bool prepared,
+                                    int nparams, const char *const *params, pg_result_fn fn,
+                                    void *arg) __attribute__((warn_unused_result));
+
+/* fn will not be called; the handle is invalid after this. */
+void pg_pool_query_cancel(struct pg_pool_query *q);
+
 #endif

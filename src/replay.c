@@ -31,7 +31,7 @@ const char replay_prepare_sql[] =
     "PREPARE piper_replay_page(text, bigint, integer) AS " EVENT_ROW_REPLAY_SELECT
     " WHERE subscriber = $1 AND id > $2 ORDER BY id LIMIT $3;"
     "PREPARE piper_replay_newest(text) AS"
-    " SELECT coalesce(max(id), 0) FROM events WHERE subscriber = $1";
+    " SELECT coalesce(max(id), 0) FROM events WHERE subscriber = $1;";
 
 enum { FIRST_PAGE_ROWS = 16, PAGE_GROWTH = 8 };
 

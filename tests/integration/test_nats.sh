@@ -96,6 +96,11 @@ r1=$(insert_round 1 10)
     echo '{"op":"c","before":null,"source":{}}'
     echo ''
     change_events 1 2 u | head -n 1
+    # Forged: anyone allowed to publish on the subject could send these. A
+    # huge id that is not in the table, and a real row's id with a made-up
+    # subscriber and payload: only the table's row may ever be delivered.
+    echo '{"op":"c","after":{"id":9223372036854775806,"type":"x","subscriber":"c1","timestamp":"2026-01-01T00:00:00.000000Z","payload":"{\"forged\":1}"}}'
+    printf '{"op":"c","after":{"id":%s,"type":"x","subscriber":"c1","timestamp":"2026-01-01T00:00:00.000000Z","payload":"{\\"forged\\":2}"}}\n' "$r1"
     change_events 1 "$r1"
 } | publish
 change_events 2 3 | sed 's/"op" : "c"/"op" : "d"/' | publish
@@ -148,6 +153,8 @@ assert_eq "$(sql "select min(id) from events where subscriber = 'c1' and type = 
     "$first_line" "payload re-encoded compactly, unicode kept"
 
 assert_eq 3 "$(metric 'event_piper_events_invalid_total{reason="bad_message"}')" "malformed messages counted"
+assert_eq 1 "$(metric 'event_piper_events_invalid_total{reason="missing_row"}')" "forged id not in the table"
+grep -q forged "$WORK"/fresh/*.events "$WORK/resume/0.events" && fail "a forged payload was delivered"
 assert_eq 3 "$(metric event_piper_events_ignored_total)" "update, delete and tombstone ignored"
 [ "$(metric event_piper_listener_reconnects_total)" -ge 1 ] || fail "the NATS reconnect was not counted"
 grep -q "msg=\"change event skipped\" subject=$SUBJECT seq=[0-9]* reason=" "$(piper_log a)" ||
