@@ -23,8 +23,8 @@ ASAN_CFLAGS := $(BASE_CFLAGS) -O1 -g -fno-omit-frame-pointer -fsanitize=address,
 ASAN_LDFLAGS := -fsanitize=address,undefined
 
 # Everything but main.c, shared by the binary, unit tests and fuzz targets.
-LIB_SRCS := $(filter-out src/main.c,$(wildcard src/*.c))
-HEADERS := $(wildcard src/*.h)
+LIB_SRCS := $(wildcard src/*/*.c)
+HEADERS := $(wildcard src/*/*.h)
 
 RELEASE_OBJS := $(patsubst src/%.c,build/release/%.o,$(LIB_SRCS))
 ASAN_OBJS := $(patsubst src/%.c,build/asan/%.o,$(LIB_SRCS))
@@ -144,7 +144,8 @@ bench-smoke: bench-deps $(BENCH_TOOLS)
 	@SMOKE=1 bench/run.sh
 
 format:
-	clang-format -i src/*.c src/*.h tests/unit/*.c tests/tools/*.c tests/tools/*.h
+	clang-format -i src/*.c src/*/*.c src/*/*.h tests/unit/*.c tests/tools/*.c tests/tools/*.h \
+		tests/fuzz/*.c bench/*.c
 
 clean:
 	rm -rf bin build

@@ -21,20 +21,20 @@
 
 #include <event2/event.h>
 
-#include "auth.h"
-#include "config.h"
-#include "confirm.h"
-#include "demo.h"
-#include "frame.h"
-#include "http_server.h"
-#include "hub.h"
-#include "log.h"
-#include "metrics.h"
-#include "nats_ingest.h"
-#include "pg_listener.h"
-#include "pg_pool.h"
-#include "replay.h"
-#include "session.h"
+#include "api/auth.h"
+#include "ops/config.h"
+#include "ingest/confirm.h"
+#include "api/demo.h"
+#include "core/frame.h"
+#include "api/http_server.h"
+#include "core/hub.h"
+#include "ops/log.h"
+#include "ops/metrics.h"
+#include "ingest/nats_ingest.h"
+#include "ingest/pg_listener.h"
+#include "db/pg_pool.h"
+#include "core/replay.h"
+#include "core/session.h"
 
 #define CONNECT_TIMEOUT_SECONDS 10
 /* Hints (notifications, NATS messages) waiting to be confirmed from the

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "notification.h"
+#include "ingest/notification.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

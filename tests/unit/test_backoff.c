@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "backoff.h"
+#include "util/backoff.h"
 
 static void backoff_next_ms__attempts__within_doubling_window(void **state)
 {

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "config.h"
+#include "ops/config.h"
 
 /* A fake environment: NULL-terminated NAME=value pairs. */
 static const char *const *fake_env;

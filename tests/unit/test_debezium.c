@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "debezium.h"
+#include "ingest/debezium.h"
 
 #ifndef FIXTURES_DIR
 #define FIXTURES_DIR "tests/fixtures/debezium"

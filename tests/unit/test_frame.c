@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "frame.h"
+#include "core/frame.h"
 
 static struct frame *new_event(int64_t id, const char *type, const char *payload,
                                enum frame_error *err)

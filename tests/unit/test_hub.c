@@ -9,8 +9,8 @@
 
 #include <cmocka.h>
 
-#include "frame.h"
-#include "hub.h"
+#include "core/frame.h"
+#include "core/hub.h"
 
 struct recorder {
     struct hub_member member;

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "json_text.h"
+#include "util/json_text.h"
 
 /* Compacts text; returns a NUL-terminated copy of the result (NULL when
  * invalid) and the kind. */

@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "log.h"
+#include "ops/log.h"
 
 static size_t format_record(char *buf, size_t size, enum log_format format, enum log_level level,
                             const char *msg, const char *fields, ...)

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "notification.h"
+#include "ingest/notification.h"
 
 static bool parse(const char *text, struct notification *n)
 {

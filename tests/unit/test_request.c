@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "request.h"
+#include "api/request.h"
 
 static bool consumer_ok(const char *id, size_t max)
 {

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "sse.h"
+#include "core/sse.h"
 
 /* Formats an event and checks the size prediction matches the bytes. */
 static char *format_event(int64_t id, const char *type, const char *data, size_t data_len)

@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "utf8.h"
+#include "util/utf8.h"
 
 static bool valid(const char *s)
 {

@@ -1,0 +1,62 @@
+/*
+ * Replay: bring hub members up to date from the events table, then hand
+ * them over to the live path with no gap and no duplicate.
+ *
+ * A replay job serves one consumer and one or more of its members (one for a
+ * Last-Event-ID request; all of a consumer's streams for the gap fill after
+ * the ingest reconnects, so that costs one query per consumer). It reads
+ * keyset pages (subscriber = $1 AND id > $2 ORDER BY id LIMIT $3), borrowing
+ * a pool connection for each page only, writes each page to its members, and
+ * asks for the next page only when every member's output has drained.
+ *
+ * Hand-over: after a short page, members go live (releasing the live events
+ * they held) only if the ingest was live when that page's query started and
+ * still is, and no member dropped held events meanwhile. Then every event
+ * committed after the page's snapshot reaches the hub, and ids are ordered
+ * per subscriber, so "id > cursor" joins the two streams exactly. Otherwise
+ * the job reads another page, or, if the ingest is down, parks its members
+ * until the hub's resync hook calls replay_resync().
+ */
+#ifndef PIPER_REPLAY_H
+#define PIPER_REPLAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <event2/event.h>
+
+#include "core/hub.h"
+#include "db/pg_pool.h"
+
+struct replay;
+
+struct replay_options {
+    size_t page_rows;  /* most rows per page */
+    size_t page_bytes; /* pages shrink to about this many bytes */
+    int retry_min_ms;  /* back-off after a failed page query */
+    int retry_max_ms;
+};
+
+/* The statement the pool prepares on each connection. */
+extern const char replay_prepare_sql[];
+
+struct replay *replay_new(struct event_base *base, struct hub *hub, struct pg_pool *pool,
+                          const struct replay_options *options);
+/* Ends every job; their members stay as they are in the hub. */
+void replay_free(struct replay *r);
+
+/* Starts catching up a member that joined the hub CATCHING_UP. */
+void replay_catch_up(struct replay *r, struct hub_member *m);
+
+/* The member's output has drained (it may be waited on by its job). */
+void replay_member_drained(struct hub_member *m);
+
+/* The member is going away: detach it from its job, if any. */
+void replay_member_leave(struct hub_member *m);
+
+/* hub resync hook (arg is the struct replay). */
+void replay_resync(struct hub *hub, bool gap_fill, void *arg);
+
+size_t replay_active_jobs(const struct replay *r);
+
+#endif

@@ -1,0 +1,154 @@
+/*
+ * Prometheus text format, version 0.0.4: HELP and TYPE lines, then samples;
+ * histograms as cumulative _bucket{le=...} series plus _sum and _count.
+ */
+#include "ops/metrics.h"
+
+#include <inttypes.h>
+
+#ifndef PIPER_VERSION
+#define PIPER_VERSION "dev"
+#endif
+
+struct metrics metrics;
+
+/* Upper bounds of the lag buckets, in seconds; the last bucket is +Inf. */
+static const double lag_bounds[LAG_BUCKET_COUNT - 1] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                        0.05,   0.1,   0.25,   1,     5};
+
+static const char *const close_names[CLOSE_REASON_COUNT] = {
+    "client_gone", "slow_consumer", "shutdown", "write_error", "token_expired"};
+static const char *const reject_names[REJECT_REASON_COUNT] = {
+    "bad_request",  "not_found", "method_not_allowed", "too_many_sessions",
+    "unauthorized", "forbidden", "shutting_down"};
+static const char *const invalid_names[INVALID_REASON_COUNT] = {"bad_notification", "bad_message",
+                                                                "bad_row", "missing_row"};
+
+const char *close_reason_name(enum close_reason r)
+{
+    return close_names[r];
+}
+
+const char *reject_reason_name(enum reject_reason r)
+{
+    return reject_names[r];
+}
+
+const char *invalid_reason_name(enum invalid_reason r)
+{
+    return invalid_names[r];
+}
+
+void metrics_observe_lag(double seconds)
+{
+    size_t i = 0;
+    if (seconds < 0)
+        seconds = 0; /* clocks of database and service differ slightly */
+    while (i < LAG_BUCKET_COUNT - 1 && seconds > lag_bounds[i])
+        i++;
+    metrics.lag_buckets[i]++;
+    metrics.lag_count++;
+    metrics.lag_sum += seconds;
+}
+
+static void family(struct evbuffer *out, const char *name, const char *type, const char *help)
+{
+    evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void counter(struct evbuffer *out, const char *name, const char *help, uint64_t v)
+{
+    family(out, name, "counter", help);
+    evbuffer_add_printf(out, "%s %" PRIu64 "\n", name, v);
+}
+
+static void gauge(struct evbuffer *out, const char *name, const char *help, double v)
+{
+    family(out, name, "gauge", help);
+    evbuffer_add_printf(out, "%s %.17g\n", name, v);
+}
+
+static void labelled(struct evbuffer *out, const char *name, const char *help, const char *label,
+                     const char *const *names, const uint64_t *values, size_t count)
+{
+    family(out, name, "counter", help);
+    for (size_t i = 0; i < count; i++)
+        evbuffer_add_printf(out, "%s{%s=\"%s\"} %" PRIu64 "\n", name, label, names[i], values[i]);
+}
+
+void metrics_render(struct evbuffer *out, const struct metrics_gauges *g)
+{
+    family(out, "event_piper_build_info", "gauge", "Build information; the value is always 1.");
+    evbuffer_add_printf(out, "event_piper_build_info{version=\"%s\"} 1\n", PIPER_VERSION);
+    gauge(out, "event_piper_start_time_seconds", "Unix time the process started.", g->started_at);
+    gauge(out, "event_piper_sessions_open", "SSE streams currently open.",
+          (double)g->sessions_open);
+    gauge(out, "event_piper_consumers", "Distinct consumer ids with at least one open stream.",
+          (double)g->consumers);
+    counter(out, "event_piper_sessions_opened_total", "SSE streams opened.",
+            metrics.sessions_opened);
+    labelled(out, "event_piper_sessions_closed_total", "SSE streams closed, by reason.", "reason",
+             close_names, metrics.sessions_closed, CLOSE_REASON_COUNT);
+    labelled(out, "event_piper_requests_rejected_total",
+             "Requests answered with an error instead of a stream, by reason.", "reason",
+             reject_names, metrics.requests_rejected, REJECT_REASON_COUNT);
+    counter(out, "event_piper_events_received_total", "Events received from the ingest.",
+            metrics.events_received);
+    counter(out, "event_piper_events_ignored_total",
+            "Change events received that make no SSE event (updates, deletes, tombstones).",
+            metrics.events_ignored);
+    labelled(out, "event_piper_events_invalid_total",
+             "Incoming events dropped because they could not be delivered, by reason.", "reason",
+             invalid_names, metrics.events_invalid, INVALID_REASON_COUNT);
+    counter(out, "event_piper_events_delivered_total",
+            "Events written to streams (one per stream that got it), live and replayed.",
+            metrics.events_delivered);
+    counter(out, "event_piper_bytes_written_total", "Bytes of SSE body written to streams.",
+            metrics.bytes_written);
+    counter(out, "event_piper_replay_queries_total", "Replay page queries run.",
+            metrics.replay_queries);
+    counter(out, "event_piper_replay_rows_total", "Rows read by replay queries.",
+            metrics.replay_rows);
+    gauge(out, "event_piper_replay_jobs", "Replays in progress.", (double)g->replay_jobs);
+    gauge(out, "event_piper_replay_pool_connections", "Replay pool connections open.",
+          (double)g->replay_pool_open);
+    gauge(out, "event_piper_replay_pool_in_use", "Replay pool connections lent to a replay.",
+          (double)g->replay_pool_in_use);
+    gauge(out, "event_piper_replay_pool_waiting", "Replays waiting for a pool connection.",
+          (double)g->replay_pool_waiting);
+    counter(out, "event_piper_held_overflows_total",
+            "Times a catching-up stream held too many live events and re-read them from the "
+            "table instead.",
+            metrics.held_overflows);
+    counter(out, "event_piper_listener_reconnects_total",
+            "Times the ingest connection was re-established after a loss.",
+            metrics.listener_reconnects);
+    counter(out, "event_piper_ingest_confirm_reads_total",
+            "Reads of hinted rows (notifications, NATS messages) back from the events table.",
+            metrics.confirm_reads);
+    counter(out, "event_piper_ingest_resyncs_total",
+            "Times hints were dropped (backlog full, a read failed) and live streams caught up "
+            "from the table instead.",
+            metrics.confirm_resyncs);
+    gauge(out, "event_piper_ingest_backlog",
+          "Hints waiting to be confirmed and confirmed rows waiting to be published.",
+          (double)g->ingest_backlog);
+    gauge(out, "event_piper_listener_connected",
+          "1 when the ingest connection is up and listening, else 0.", (double)g->ingest_connected);
+
+    family(out, "event_piper_notification_lag_seconds", "histogram",
+           "Seconds from an event's row timestamp to its hand-off to the streams.");
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < LAG_BUCKET_COUNT - 1; i++) {
+        cumulative += metrics.lag_buckets[i];
+        evbuffer_add_printf(out,
+                            "event_piper_notification_lag_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                            lag_bounds[i], cumulative);
+    }
+    cumulative += metrics.lag_buckets[LAG_BUCKET_COUNT - 1];
+    evbuffer_add_printf(
+        out, "event_piper_notification_lag_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", cumulative);
+    evbuffer_add_printf(out, "event_piper_notification_lag_seconds_sum %.9g\n", metrics.lag_sum);
+    evbuffer_add_printf(out, "event_piper_notification_lag_seconds_count %" PRIu64 "\n",
+                        metrics.lag_count);
+}

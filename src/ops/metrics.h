@@ -1,0 +1,94 @@
+/*
+ * Process-wide counters, rendered in the Prometheus text exposition format.
+ *
+ * Counters are plain integers in one global struct, incremented on the loop
+ * thread by the module that sees the event; gauges that describe current
+ * state (open sessions, pool use) are read from their owners at render time
+ * and passed in, so they can never drift from the truth.
+ */
+#ifndef PIPER_METRICS_H
+#define PIPER_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/buffer.h>
+
+/* Why a stream ended; also the value of the reason label. */
+enum close_reason {
+    CLOSE_CLIENT_GONE,
+    CLOSE_SLOW_CONSUMER,
+    CLOSE_SHUTDOWN,
+    CLOSE_WRITE_ERROR,
+    CLOSE_TOKEN_EXPIRED,
+    CLOSE_REASON_COUNT
+};
+
+/* Why a request got no stream. */
+enum reject_reason {
+    REJECT_BAD_REQUEST,
+    REJECT_NOT_FOUND,
+    REJECT_METHOD,
+    REJECT_TOO_MANY_SESSIONS,
+    REJECT_UNAUTHORIZED,
+    REJECT_FORBIDDEN,
+    REJECT_SHUTTING_DOWN,
+    REJECT_REASON_COUNT
+};
+
+/* Why an incoming event was dropped. */
+enum invalid_reason {
+    INVALID_NOTIFICATION, /* unparsable PostgreSQL notification */
+    INVALID_MESSAGE,      /* malformed Debezium change event */
+    INVALID_ROW,          /* the row cannot become an SSE event */
+    INVALID_MISSING_ROW,  /* notified row not found when fetched */
+    INVALID_REASON_COUNT
+};
+
+#define LAG_BUCKET_COUNT 12
+
+struct metrics {
+    uint64_t sessions_opened;
+    uint64_t sessions_closed[CLOSE_REASON_COUNT];
+    uint64_t requests_rejected[REJECT_REASON_COUNT];
+    uint64_t events_received;
+    uint64_t events_ignored; /* valid change events that make no SSE event */
+    uint64_t events_invalid[INVALID_REASON_COUNT];
+    uint64_t events_delivered;
+    uint64_t bytes_written;
+    uint64_t replay_queries;
+    uint64_t replay_rows;
+    uint64_t held_overflows;
+    uint64_t listener_reconnects;
+    uint64_t confirm_reads;                 /* reads of hinted rows from the table */
+    uint64_t confirm_resyncs;               /* hints dropped, streams resynchronised */
+    uint64_t lag_buckets[LAG_BUCKET_COUNT]; /* non-cumulative counts */
+    uint64_t lag_count;
+    double lag_sum;
+};
+
+extern struct metrics metrics;
+
+struct metrics_gauges {
+    size_t sessions_open;
+    size_t consumers;
+    size_t replay_jobs;
+    size_t replay_pool_open;
+    size_t replay_pool_in_use;
+    size_t replay_pool_waiting;
+    int ingest_connected;
+    size_t ingest_backlog; /* hints and confirmed rows not yet published */
+    double started_at;     /* Unix seconds */
+};
+
+const char *close_reason_name(enum close_reason r);
+const char *reject_reason_name(enum reject_reason r);
+const char *invalid_reason_name(enum invalid_reason r);
+
+/* Records the time from an event's row timestamp to its delivery. */
+void metrics_observe_lag(double seconds);
+
+/* Appends the exposition text to out. */
+void metrics_render(struct evbuffer *out, const struct metrics_gauges *g);
+
+#endif
