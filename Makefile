@@ -36,7 +36,16 @@ UNIT_ASAN := $(patsubst tests/unit/%.c,build/asan/tests/%,$(UNIT_SRCS))
 TOOLS := build/tools/sse-client build/tools/nats-publish
 TOOL_TESTS := build/tools/test_sse_stream build/tools/test_latency
 
-.PHONY: all build run test unit unit-asan integration asan fuzz deps test-deps bench-deps clean format psql bench bench-smoke
+# Client examples the integration tests run as built here: the Spring one is
+# packaged once by Maven (downloads cached in ~/.m2), the Go one by go build
+# (standard library only, no download). The Python one's virtualenv is made
+# by .ci/install-deps test.
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+SPRING_JAR := examples/spring/target/event-piper-webclient.jar
+GO_CLIENT := build/examples/go-client
+EXAMPLES := $(SPRING_JAR) $(GO_CLIENT)
+
+.PHONY: all build run test unit unit-asan integration asan fuzz deps test-deps bench-deps clean format psql bench bench-smoke examples
 
 all: build
 
@@ -86,6 +95,21 @@ build/tools/test_latency: tests/tools/test_latency.c tests/tools/latency.c tests
 
 asan: build/asan/event-piper
 
+examples: $(EXAMPLES)
+
+# Maven's output goes to a log shown only on failure; touch: Maven leaves the
+# jar alone when nothing changed.
+$(SPRING_JAR): examples/spring/pom.xml $(shell find examples/spring/src -type f)
+	@mkdir -p build
+	@echo "mvn -B -q package (examples/spring)"
+	@cd examples/spring && mvn -B -q package >../../build/spring-mvn.log 2>&1 || { cat ../../build/spring-mvn.log; exit 1; }
+	@touch $@
+
+# Go keeps its build cache under $HOME; without one, under build/.
+$(GO_CLIENT): examples/go/go.mod examples/go/main.go
+	@mkdir -p $(dir $@)
+	cd examples/go && $(if $(HOME),,GOCACHE=$(CURDIR)/build/go-cache) $(GO) build -o ../../$@ .
+
 # Without DATABASE_URL: a throwaway cluster in .run/pg, stopped on exit. The
 # INT handler (not an ignore, which the service would inherit) keeps this
 # shell alive to stop PostgreSQL after the service has shut down.
@@ -102,7 +126,7 @@ unit: $(UNIT_RELEASE) $(TOOL_TESTS)
 unit-asan: $(UNIT_ASAN)
 	@for t in $(UNIT_ASAN); do echo "== $$t"; $$t || exit 1; done
 
-integration: build/asan/event-piper bin/event-piper $(TOOLS)
+integration: build/asan/event-piper bin/event-piper $(TOOLS) $(EXAMPLES)
 	@PIPER_BIN=build/asan/event-piper tests/integration/run-all
 
 fuzz:
@@ -148,4 +172,4 @@ format:
 		tests/fuzz/*.c bench/*.c
 
 clean:
-	rm -rf bin build
+	rm -rf bin build examples/spring/target

@@ -12,6 +12,11 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PIPER_BIN=${PIPER_BIN:-bin/event-piper}
 case "$PIPER_BIN" in /*) ;; *) PIPER_BIN="$ROOT/$PIPER_BIN" ;; esac
 SSE_CLIENT="$ROOT/build/tools/sse-client"
+# The client examples as make builds them (make examples) and
+# .ci/install-deps test installs them.
+SPRING_JAR="$ROOT/examples/spring/target/event-piper-webclient.jar"
+GO_CLIENT="$ROOT/build/examples/go-client"
+PYTHON_VENV="$ROOT/examples/python/.venv"
 TEST_NAME=$(basename "$0" .sh)
 ARTIFACTS=${ARTIFACTS:-$ROOT/tests/artifacts}
 WORK=$(mktemp -d "/tmp/piper-$TEST_NAME.XXXXXX")
@@ -248,6 +253,19 @@ assert_not_contains() {
 
 assert_file_eq() { # expected-file actual-file message
     diff -u "$1" "$2" >&2 || fail "$3"
+}
+
+# expected_events CONSUMER AFTER_ID: the consumer's rows after AFTER_ID as
+# the client examples print them, "<id> TAB <type> TAB <compact JSON>",
+# computed independently of the service with Python's json module.
+expected_events() {
+    sql "select id, type, payload::text from events where subscriber = '$1' and id > $2 order by id" |
+        /usr/bin/python3 -c '
+import json, sys
+for line in sys.stdin:
+    id_, type_, payload = line.rstrip("\n").split("|", 2)
+    print(id_, type_, json.dumps(json.loads(payload), ensure_ascii=False, separators=(",", ":")), sep="\t")
+'
 }
 
 test_done() {

@@ -1,0 +1,3 @@
+module event-piper/examples/go
+
+go 1.19
