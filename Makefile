@@ -11,9 +11,9 @@
 
 CC ?= cc
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
-PKGS := libpq libevent jansson libnats libjwt
+PKGS := libpq libevent libevent_openssl jansson libnats libjwt libnghttp2 libssl libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lwslay -pthread
 
 WARNINGS := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wno-format-nonliteral -Wno-format-zero-length
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -DPIPER_VERSION=\"$(VERSION)\" $(WARNINGS) $(PKG_CFLAGS) -Isrc

@@ -1,13 +1,16 @@
 /*
  * event-piper: wires the modules together and runs the loop.
  *
- *   ingest (pg_listener, or nats_ingest) --> hub --> sessions (SSE over evhttp)
- *                                 ^
- *   replay (pg_pool) -------------+   catch-up from the events table
+ *   ingest (pg_listener, or nats_ingest) --confirm--> hub --> sessions
+ *                                                       ^        |
+ *   replay (pg_pool) -----------------------------------+        v sinks
+ *   net (HTTP/1.1, HTTP/2, WebSocket, TLS) --exchanges--> router
  *
  * Start-up creates everything (failing fast with a message naming the cause);
  * SIGTERM or SIGINT stops accepting, ends every stream cleanly and exits once
  * they are gone or SHUTDOWN_SECONDS passed; a second signal exits at once.
+ * SIGHUP reloads API_KEYS_FILE, the JWT keys and the TLS certificate without
+ * touching open streams; a reload that fails keeps what was loaded.
  * Tear-down runs in reverse order so nothing outlives what it points to.
  */
 #include <errno.h>
@@ -22,21 +25,26 @@
 #include <event2/event.h>
 
 #include "api/auth.h"
-#include "ops/config.h"
-#include "ingest/confirm.h"
 #include "api/demo.h"
+#include "api/router.h"
 #include "core/frame.h"
-#include "api/http_server.h"
 #include "core/hub.h"
-#include "ops/log.h"
-#include "ops/metrics.h"
-#include "ingest/nats_ingest.h"
-#include "ingest/pg_listener.h"
-#include "db/pg_pool.h"
 #include "core/replay.h"
 #include "core/session.h"
+#include "db/pg_pool.h"
+#include "ingest/confirm.h"
+#include "ingest/nats_ingest.h"
+#include "ingest/pg_listener.h"
+#include "net/server.h"
+#include "net/tls.h"
+#include "ops/config.h"
+#include "ops/log.h"
+#include "ops/metrics.h"
 
 #define CONNECT_TIMEOUT_SECONDS 10
+/* Client frames a WebSocket stream accepts: control frames only (pong,
+ * ping, close), which RFC 6455 keeps within 125 bytes. */
+#define WS_MAX_MESSAGE_BYTES 1024
 /* Hints (notifications, NATS messages) waiting to be confirmed from the
  * table; beyond, the streams resynchronise from the table (confirm.h). */
 #define INGEST_HINTS_MAX 100000
@@ -48,13 +56,16 @@ struct service {
     struct pg_pool *pool;
     struct replay *replay;
     struct sessions *sessions;
-    struct http_server *http;
+    struct router *router;
+    struct net_server *server;
+    struct tls_context *tls;
     struct auth *auth; /* NULL when authentication is off */
     struct demo *demo;
     struct pg_listener *listener; /* INGEST=pg_notify */
     struct nats_ingest *nats;     /* INGEST=nats */
     struct event *sigterm_ev;
     struct event *sigint_ev;
+    struct event *sighup_ev;
     char *pool_setup_sql;
     bool stopping;
     double started_at;
@@ -84,6 +95,9 @@ static void service_gauges(void *arg, struct metrics_gauges *g)
     struct pg_pool_stats pool;
     pg_pool_get_stats(svc->pool, &pool);
     g->sessions_open = sessions_count(svc->sessions);
+    for (int k = 0; k < TRANSPORT_KIND_COUNT; k++)
+        g->streams_open[k] = sessions_count_by_transport(svc->sessions, (enum transport_kind)k);
+    net_server_gauges(svc->server, g);
     g->consumers = hub_consumer_count(svc->hub);
     g->replay_jobs = replay_active_jobs(svc->replay);
     g->replay_pool_open = pool.open;
@@ -94,6 +108,51 @@ static void service_gauges(void *arg, struct metrics_gauges *g)
                         : svc->listener != NULL ? pg_listener_backlog(svc->listener)
                                                 : 0;
     g->started_at = svc->started_at;
+}
+
+static bool service_draining(void *arg)
+{
+    struct service *svc = arg;
+    return svc->stopping;
+}
+
+static struct auth *auth_load(const struct config *cfg, char *error, size_t error_size)
+{
+    struct auth_options options = {
+        .hs256_secret = cfg->jwt_hs256_secret,
+        .rs256_key_file = cfg->jwt_rs256_public_key_file,
+        .consumer_claim = cfg->jwt_consumer_claim,
+        .api_keys_file = cfg->api_keys_file,
+    };
+    return auth_new(&options, error, error_size);
+}
+
+/* SIGHUP: keys and certificates are read again; open streams keep running
+ * (a stream was authorised when it opened). Whatever fails to load is
+ * logged and the previous version stays. */
+static void on_reload(evutil_socket_t sig, short what, void *arg)
+{
+    struct service *svc = arg;
+    char error[512];
+    (void)sig;
+    (void)what;
+    if (svc->auth != NULL) {
+        struct auth *fresh = auth_load(&svc->cfg, error, sizeof(error));
+        if (fresh == NULL) {
+            log_error("reload: keys kept as they were", "reason=%s", error);
+        } else {
+            router_set_auth(svc->router, fresh);
+            auth_free(svc->auth);
+            svc->auth = fresh;
+            log_info("reload: authentication keys loaded", "");
+        }
+    }
+    if (svc->tls != NULL) {
+        if (tls_context_reload(svc->tls, error, sizeof(error)))
+            log_info("reload: TLS certificate loaded", "file=%s", svc->cfg.tls_cert_file);
+        else
+            log_error("reload: TLS certificate kept as it was", "reason=%s", error);
+    }
 }
 
 static void on_streams_ended(void *arg)
@@ -117,7 +176,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     svc->stopping = true;
     log_info("shutting down", "signal=%d deadline_seconds=%lld", (int)sig,
              svc->cfg.shutdown_seconds);
-    http_server_stop_accepting(svc->http);
+    net_server_drain(svc->server);
     sessions_shutdown(svc->sessions, &deadline, on_streams_ended, svc);
 }
 
@@ -211,51 +270,70 @@ static bool service_start(struct service *svc)
         .soft_bytes = (size_t)cfg->session_buffer_soft_bytes,
         .soft_seconds = (int)cfg->session_buffer_soft_seconds,
         .hard_bytes = (size_t)cfg->session_buffer_hard_bytes,
-        .write_timeout_seconds = (int)cfg->write_timeout_seconds,
-        .socket_buffer_bytes = (int)cfg->session_socket_buffer_bytes,
     };
     svc->sessions = sessions_new(svc->base, svc->hub, svc->replay, &session_settings);
     if (svc->sessions == NULL)
         return false;
-    struct auth_options auth_options = {
-        .hs256_secret = cfg->jwt_hs256_secret,
-        .rs256_key_file = cfg->jwt_rs256_public_key_file,
-        .consumer_claim = cfg->jwt_consumer_claim,
-        .api_keys_file = cfg->api_keys_file,
-    };
-    char auth_error[512];
-    svc->auth = auth_new(&auth_options, auth_error, sizeof(auth_error));
-    if (svc->auth == NULL && auth_error[0] != '\0') {
-        log_error("authentication cannot start", "reason=%s", auth_error);
+    char error[512];
+    svc->auth = auth_load(cfg, error, sizeof(error));
+    if (svc->auth == NULL && error[0] != '\0') {
+        log_error("authentication cannot start", "reason=%s", error);
         return false;
+    }
+    if (cfg->tls_cert_file[0] != '\0') {
+        svc->tls = tls_context_new(cfg->tls_cert_file, cfg->tls_key_file, error, sizeof(error));
+        if (svc->tls == NULL) {
+            log_error("TLS cannot start", "reason=%s", error);
+            return false;
+        }
     }
     svc->demo = demo_new(cfg->demo_dir, svc->pool);
     if (svc->demo == NULL)
         return false;
-    struct http_server_hooks hooks = {service_ready, service_gauges, svc};
-    svc->http = http_server_new(svc->base, cfg, svc->sessions, &hooks, svc->auth, svc->demo);
-    if (svc->http == NULL || !http_server_listen(svc->http))
+    struct router_hooks hooks = {service_ready, service_gauges, service_draining, svc};
+    svc->router = router_new(cfg, svc->sessions, &hooks, svc->auth, svc->demo);
+    if (svc->router == NULL)
+        return false;
+    struct net_settings net_settings = {
+        .max_connections = (size_t)cfg->max_connections,
+        .request_timeout_seconds = (int)cfg->request_timeout_seconds,
+        .write_timeout_seconds = (int)cfg->write_timeout_seconds,
+        .max_header_bytes = (size_t)cfg->max_header_bytes,
+        .max_body_bytes = (size_t)cfg->max_body_bytes,
+        .proxy_protocol = cfg->proxy_protocol != 0,
+        .socket_buffer_bytes = (int)cfg->session_socket_buffer_bytes,
+        .h2_max_concurrent_streams = (unsigned)cfg->h2_max_concurrent_streams,
+        .ws_max_message_bytes = WS_MAX_MESSAGE_BYTES,
+    };
+    struct net_handler handler = {router_handle, svc->router};
+    svc->server = net_server_new(svc->base, &net_settings, svc->tls, &handler);
+    if (svc->server == NULL || !net_server_listen(svc->server, cfg->bind_address, cfg->port))
         return false;
 
     if (!ingest_start(svc))
         return false;
     svc->sigterm_ev = evsignal_new(svc->base, SIGTERM, on_signal, svc);
     svc->sigint_ev = evsignal_new(svc->base, SIGINT, on_signal, svc);
-    if (svc->sigterm_ev == NULL || svc->sigint_ev == NULL)
+    svc->sighup_ev = evsignal_new(svc->base, SIGHUP, on_reload, svc);
+    if (svc->sigterm_ev == NULL || svc->sigint_ev == NULL || svc->sighup_ev == NULL)
         return false;
     event_add(svc->sigterm_ev, NULL);
     event_add(svc->sigint_ev, NULL);
+    event_add(svc->sighup_ev, NULL);
     return true;
 }
 
-/* Reverse order of creation. Streams go first (their connections belong to
- * evhttp), then the server, then the ingest and replay that fed them. */
+/* Reverse order of creation. Connections go first (their streams report
+ * gone to the sessions, answers still pending are aborted), then the
+ * sessions, then the ingest and replay that fed them. */
 static void service_stop(struct service *svc)
 {
+    net_server_free(svc->server);
     sessions_free(svc->sessions);
-    http_server_free(svc->http);
+    router_free(svc->router);
     demo_free(svc->demo);
     auth_free(svc->auth);
+    tls_context_free(svc->tls);
     pg_listener_free(svc->listener);
     nats_ingest_free(svc->nats);
     replay_free(svc->replay);
@@ -265,6 +343,8 @@ static void service_stop(struct service *svc)
         event_free(svc->sigterm_ev);
     if (svc->sigint_ev != NULL)
         event_free(svc->sigint_ev);
+    if (svc->sighup_ev != NULL)
+        event_free(svc->sighup_ev);
     if (svc->base != NULL)
         event_base_free(svc->base);
     frame_release_scratch();

@@ -7,6 +7,7 @@
 #include "core/frame.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "util/json_text.h"
 #include "core/sse.h"
@@ -90,12 +91,99 @@ struct frame *frame_new_event(int64_t id, const char *type, size_t type_len, con
         goto out;
     }
     f->refs = 1;
+    f->ws = NULL;
+    f->ws_len = 0;
     f->id = id;
     f->timestamp = timestamp;
     f->len = sse_write_event(f->bytes, id, type, type_len, data, data_len);
 out:
     scratch_trim();
     return f;
+}
+
+/* The value of the SSE field name ("event: ") in the frame, or NULL. */
+static const char *field(const struct frame *f, const char *name, size_t *len)
+{
+    size_t n = strlen(name);
+    const char *end = f->bytes + f->len;
+    for (const char *line = f->bytes; line < end;) {
+        const char *nl = memchr(line, '\n', (size_t)(end - line));
+        if (nl == NULL)
+            break;
+        if ((size_t)(nl - line) >= n && memcmp(line, name, n) == 0) {
+            *len = (size_t)(nl - line) - n;
+            return line + n;
+        }
+        line = nl + 1;
+    }
+    return NULL;
+}
+
+/* Writes s as the inside of a JSON string (a type holds no CR, LF or NUL,
+ * but may hold quotes, backslashes and other controls). */
+static size_t put_json_text(char *out, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)c;
+        } else if (c < 0x20) {
+            memcpy(out + o, "\\u00", 4);
+            out[o + 4] = hex[c >> 4];
+            out[o + 5] = hex[c & 15];
+            o += 6;
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    return o;
+}
+
+const char *frame_ws_text(struct frame *f, size_t *len)
+{
+    if (f->ws != NULL) {
+        *len = f->ws_len;
+        return f->ws;
+    }
+    size_t id_len = 0, type_len = 0, data_len = 0;
+    const char *id = field(f, "id: ", &id_len);
+    const char *type = field(f, "event: ", &type_len);
+    const char *data = field(f, "data: ", &data_len);
+    if (data == NULL) {
+        data = "null";
+        data_len = 4;
+    }
+    /* {"id":"","event":"","data":} plus the escaped parts. */
+    char *text = malloc(32 + id_len + 6 * type_len + data_len);
+    if (text == NULL)
+        return NULL;
+    size_t o = 0;
+    memcpy(text, "{\"id\":", 6);
+    o = 6;
+    if (id != NULL) {
+        text[o++] = '"';
+        memcpy(text + o, id, id_len);
+        o += id_len;
+        text[o++] = '"';
+    } else {
+        memcpy(text + o, "null", 4);
+        o += 4;
+    }
+    memcpy(text + o, ",\"event\":\"", 10);
+    o += 10;
+    o += put_json_text(text + o, type != NULL ? type : "message", type != NULL ? type_len : 7);
+    memcpy(text + o, "\",\"data\":", 9);
+    o += 9;
+    memcpy(text + o, data, data_len);
+    o += data_len;
+    text[o++] = '}';
+    f->ws = text;
+    f->ws_len = o;
+    *len = o;
+    return text;
 }
 
 struct frame *frame_ref(struct frame *f)
@@ -108,8 +196,10 @@ void frame_unref(struct frame *f)
 {
     if (f == NULL)
         return;
-    if (--f->refs == 0)
+    if (--f->refs == 0) {
+        free(f->ws);
         free(f);
+    }
 }
 
 void frame_release_scratch(void)

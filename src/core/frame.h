@@ -18,8 +18,10 @@ struct frame {
     unsigned refs;
     int64_t id;
     double timestamp; /* the row's timestamp (Unix seconds), for lag metrics */
+    char *ws;         /* the WebSocket encoding, once built (frame_ws_text) */
+    size_t ws_len;
     size_t len;
-    char bytes[];
+    char bytes[]; /* the SSE encoding */
 };
 
 /* Why an event could not become a frame; each is logged and counted. */
@@ -39,6 +41,13 @@ const char *frame_error_name(enum frame_error err);
  * frame holding one reference, or NULL with *err set. */
 struct frame *frame_new_event(int64_t id, const char *type, size_t type_len, const char *payload,
                               size_t payload_len, double timestamp, enum frame_error *err);
+
+/* The same event as a WebSocket text message,
+ * {"id":"<id>","event":"<type>","data":<payload>} (the id a string: ids
+ * exceed JavaScript's safe integers), built from the SSE bytes on first use
+ * and kept with the frame, so every WebSocket stream shares one copy. NULL
+ * when out of memory. */
+const char *frame_ws_text(struct frame *f, size_t *len);
 
 struct frame *frame_ref(struct frame *f);
 void frame_unref(struct frame *f);

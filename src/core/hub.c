@@ -349,6 +349,12 @@ size_t hub_consumer_count(const struct hub *hub)
     return hub->consumer_count;
 }
 
+size_t hub_consumer_member_count(const struct hub *hub, const char *id, size_t len)
+{
+    const struct hub_consumer *c = find_consumer(hub, id, len, hash_id(id, len));
+    return c != NULL ? c->member_count : 0;
+}
+
 void hub_each_consumer(struct hub *hub, hub_consumer_fn fn, void *arg)
 {
     for (size_t i = 0; i < hub->bucket_count; i++) {

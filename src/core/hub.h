@@ -118,6 +118,8 @@ uint64_t hub_live_generation(const struct hub *hub);
 int64_t hub_high_water(const struct hub *hub);
 bool hub_has_consumer(const struct hub *hub, const char *subscriber, size_t subscriber_len);
 size_t hub_consumer_count(const struct hub *hub);
+/* Members (streams) of one consumer; 0 when it has none. */
+size_t hub_consumer_member_count(const struct hub *hub, const char *id, size_t len);
 
 /* Iteration over consumers and their members, for the replay module. The
  * callback must not make members leave. */

@@ -1,19 +1,34 @@
 /*
- * Sessions: the SSE streams, one per GET /events.
+ * Sessions: the event streams, one per subscription, whatever carries them.
  *
- * A session owns its evhttp request from session_start() until it ends. It
- * joins the hub as a member (so it only ever sees frames, never where they
- * came from), sends its headers and a retry: field at once, then heartbeat
- * comments every heartbeat_seconds from a shared timer wheel, which also
- * notices dead clients since a close is only seen on a write.
+ * A session is the subscription: it joins the hub as a member (so it only
+ * ever sees frames, never where they came from), holds the cursor, hands
+ * over from replay to live, sends heartbeats every heartbeat_seconds from a
+ * shared timer wheel (which also finds dead clients, since a close is only
+ * seen on a write), enforces the slow-consumer limits and ends the stream
+ * when its credential expires or the service shuts down.
  *
- * Slow consumers: pending output (written, not yet taken by the socket) above
- * hard_bytes, or above soft_bytes for soft_seconds, closes the stream; a
- * write that makes no progress for write_timeout_seconds does too. The client
- * resumes with Last-Event-ID and loses nothing, and nobody else waits.
+ * It writes through a sink, which a transport provides: the HTTP/1.1 SSE
+ * writer, the HTTP/2 SSE writer, the WebSocket writer. Each encodes the same
+ * frames its own way (frame.h builds each event once for all of them).
  *
- * Ending a stream is always deferred to a loop callback, so hub and replay
- * iterations never see members disappear under them.
+ * States and transitions (session_enter() refuses any other):
+ *
+ *     NEW --start--> OPEN --end (shutdown, credential expired)--> ENDING
+ *                     |  \--abort (slow consumer, no memory)--> CLOSING
+ *                     |                 ENDING --deadline--> CLOSING
+ *                     +--gone--> freed; ENDING and CLOSING --gone--> freed
+ *
+ * The sink reports "gone" exactly once, from the event loop (never from
+ * inside a sink call), after which the session is freed: that is the one
+ * place a started session ends, so hub and replay iterations never see a
+ * member disappear under them.
+ *
+ * Slow consumers: pending output (written, not yet taken by the client)
+ * above hard_bytes, or above soft_bytes for soft_seconds, aborts the stream;
+ * the transport also aborts a stream whose client takes nothing for
+ * WRITE_TIMEOUT_SECONDS. The client resumes with Last-Event-ID and loses
+ * nothing, and nobody else waits.
  */
 #ifndef PIPER_SESSION_H
 #define PIPER_SESSION_H
@@ -23,13 +38,43 @@
 #include <stdint.h>
 
 #include <event2/event.h>
-#include <event2/http.h>
 
 #include "core/hub.h"
-#include "ops/metrics.h"
 #include "core/replay.h"
+#include "ops/metrics.h"
 
 struct sessions;
+struct session;
+struct session_sink;
+
+/* What a transport provides to carry a session's stream. Every call is
+ * made from the loop thread; none may report "gone" synchronously. */
+struct session_sink_ops {
+    enum transport_kind kind;
+    /* The stream's first bytes (SSE: the retry: field). */
+    void (*start)(struct session_sink *sink, long long retry_ms);
+    /* Events, in increasing id order. */
+    void (*write_frames)(struct session_sink *sink, struct frame *const *frames, size_t count);
+    void (*heartbeat)(struct session_sink *sink, int64_t unix_time);
+    /* Bytes written but not yet taken by the client. */
+    size_t (*pending)(const struct session_sink *sink);
+    /* Finish cleanly (saying why, where the transport can), then report
+     * gone; abort cuts the stream now, then reports gone. */
+    void (*end)(struct session_sink *sink, enum close_reason why);
+    void (*abort)(struct session_sink *sink, enum close_reason why);
+    /* For logs: the client's address and port. */
+    const char *(*peer)(const struct session_sink *sink, unsigned *port);
+};
+
+/* Embedded in the transport's stream object. */
+struct session_sink {
+    const struct session_sink_ops *ops;
+    struct session *session; /* set by session_start() */
+};
+
+/* Transport -> session. */
+void session_sink_drained(struct session_sink *sink); /* pending output reached 0 */
+void session_sink_gone(struct session_sink *sink, enum close_reason why);
 
 struct session_settings {
     int heartbeat_seconds;
@@ -37,30 +82,42 @@ struct session_settings {
     size_t soft_bytes;
     int soft_seconds;
     size_t hard_bytes;
-    int write_timeout_seconds;
-    int socket_buffer_bytes; /* SO_SNDBUF; 0 leaves the kernel's autotuning */
 };
 
 struct sessions *sessions_new(struct event_base *base, struct hub *hub, struct replay *replay,
                               const struct session_settings *settings);
 
-/* Closes any stream still open (abruptly) and frees the registry. */
+/* Every started session must be gone (its transport freed) first. */
 void sessions_free(struct sessions *all);
 
-/* Turns req into a stream for consumer_id; with has_last_id the stream first
- * replays events after last_id. A non-zero expires_at (Unix seconds) ends
- * the stream cleanly at that time: the credential that opened it expired. Returns false (and the
- * caller answers 503) only when memory runs out. On success the request's headers are released (an
- * idle stream keeps as little as possible): pointers into them are invalid once this returns. */
-bool session_start(struct sessions *all, struct evhttp_request *req, const char *consumer_id,
-                   bool has_last_id, int64_t last_id, int64_t expires_at)
+struct session_params {
+    const char *consumer_id;
+    bool has_last_id; /* replay events after last_id first */
+    int64_t last_id;
+    int64_t expires_at;        /* Unix seconds; 0: the credential never expires */
+    const char *forwarded_for; /* for logs; NULL: none */
+};
+
+/* A session not yet started: it has joined the hub but written nothing,
+ * so the caller can still answer with an error. It must be started or
+ * discarded before control returns to the loop (a NEW session drops what
+ * the hub gives it). NULL when out of memory. */
+struct session *session_new(struct sessions *all, const struct session_params *params)
     __attribute__((warn_unused_result));
+/* Frees a session that was never started. */
+void session_discard(struct session *s);
+/* Joins the hub, writes the stream's first bytes and starts the replay;
+ * the session then lives until sink reports gone. */
+void session_start(struct session *s, struct session_sink *sink);
 
 size_t sessions_count(const struct sessions *all);
+size_t sessions_count_by_transport(const struct sessions *all, enum transport_kind kind);
+/* Open streams of consumer_id on this instance. */
+size_t sessions_of_consumer(const struct sessions *all, const char *consumer_id);
 
-/* Graceful shutdown: every stream ends with a clean end of body (and
- * "Connection: close"), so clients reconnect elsewhere. done(arg) runs once
- * all are gone or after deadline, when the rest are cut. */
+/* Graceful shutdown: every stream ends cleanly, so clients reconnect
+ * elsewhere. done(arg) runs once all are gone, or after deadline, when the
+ * rest are cut and gone. */
 void sessions_shutdown(struct sessions *all, const struct timeval *deadline, void (*done)(void *),
                        void *arg);
 

@@ -53,10 +53,26 @@ static const struct setting settings[] = {
      "reconnect delay advertised to clients with the SSE retry: field"},
     {"MAX_SESSIONS", SETTING_INT, offsetof(struct config, max_sessions), "10000", 1, 10000000, NULL,
      "open streams allowed; beyond it /events answers 503 with Retry-After"},
+    {"MAX_CONNECTIONS", SETTING_INT, offsetof(struct config, max_connections), "0", 0, 10000000,
+     NULL, "open client connections allowed (accepting pauses beyond); 0: MAX_SESSIONS + 1000"},
+    {"MAX_STREAMS_PER_IP", SETTING_INT, offsetof(struct config, max_streams_per_ip), "1000", 0,
+     10000000, NULL, "open streams one client address may have (429 beyond); 0: no limit"},
+    {"MAX_STREAMS_PER_CONSUMER", SETTING_INT, offsetof(struct config, max_streams_per_consumer),
+     "0", 0, 10000000, NULL, "open streams one consumer id may have (429 beyond); 0: no limit"},
+    {"PROXY_PROTOCOL", SETTING_INT, offsetof(struct config, proxy_protocol), "0", 0, 1, NULL,
+     "1: every connection starts with a PROXY protocol v1 or v2 header (from a load balancer)"},
+    {"TLS_CERT_FILE", SETTING_STRING, offsetof(struct config, tls_cert_file), "", 0, 0, NULL,
+     "PEM certificate chain; with TLS_KEY_FILE the port speaks TLS (ALPN h2, http/1.1)"},
+    {"TLS_KEY_FILE", SETTING_STRING, offsetof(struct config, tls_key_file), "", 0, 0, NULL,
+     "PEM private key of TLS_CERT_FILE"},
+    {"H2_MAX_CONCURRENT_STREAMS", SETTING_INT, offsetof(struct config, h2_max_concurrent_streams),
+     "100", 1, 10000, NULL, "HTTP/2 streams one connection may have open at once"},
     {"CONSUMER_ID_MAX_BYTES", SETTING_INT, offsetof(struct config, consumer_id_max_bytes), "256", 1,
      4096, NULL, "longest accepted consumer id"},
     {"MAX_HEADER_BYTES", SETTING_BYTES, offsetof(struct config, max_header_bytes), "8k", 1024, MIB,
      NULL, "largest request line plus headers accepted"},
+    {"MAX_BODY_BYTES", SETTING_BYTES, offsetof(struct config, max_body_bytes), "64k", 1024,
+     16 * MIB, NULL, "largest request body accepted (413 beyond)"},
     {"REQUEST_TIMEOUT_SECONDS", SETTING_INT, offsetof(struct config, request_timeout_seconds), "10",
      1, 3600, NULL, "time allowed to receive a request, and idle keep-alive time"},
     {"WRITE_TIMEOUT_SECONDS", SETTING_INT, offsetof(struct config, write_timeout_seconds), "60", 1,
@@ -117,8 +133,11 @@ static const struct setting settings[] = {
      NULL, "token claim holding the consumer id"},
     {"API_KEYS_FILE", SETTING_STRING, offsetof(struct config, api_keys_file), "", 0, 0, NULL,
      "file of 'sk_... consumer-id' lines; setting it turns authentication on"},
+    {"METRICS_TOKEN", SETTING_STRING, offsetof(struct config, metrics_token), "", 0, 0, NULL,
+     "when set, GET /metrics needs Authorization: Bearer <this token>"},
     {"DEMO", SETTING_INT, offsetof(struct config, demo), "0", 0, 1, NULL,
-     "1 enables POST /demo/events, which inserts test events (never in production)"},
+     "1 serves the demo page at / and enables POST /demo/events, which inserts test events "
+     "(never in production)"},
     {"DEMO_DIR", SETTING_STRING, offsetof(struct config, demo_dir), "examples/demo", 0, 0, NULL,
      "directory of the demo page served at /"},
 };
@@ -270,6 +289,10 @@ static bool check_relations(const struct config *cfg, FILE *err)
                 cfg->session_buffer_soft_bytes, cfg->session_buffer_hard_bytes);
         return false;
     }
+    if ((cfg->tls_cert_file[0] == '\0') != (cfg->tls_key_file[0] == '\0')) {
+        fprintf(err, "event-piper: invalid TLS_CERT_FILE/TLS_KEY_FILE: set both or neither\n");
+        return false;
+    }
     if (cfg->pg_reconnect_min_ms > cfg->pg_reconnect_max_ms) {
         fprintf(err,
                 "event-piper: invalid PG_RECONNECT_MIN_MS %lld: above PG_RECONNECT_MAX_MS "
@@ -325,6 +348,8 @@ enum config_result config_load(struct config *cfg, int argc, char **argv,
     }
     if (!check_relations(cfg, err))
         goto invalid;
+    if (cfg->max_connections == 0)
+        cfg->max_connections = cfg->max_sessions + 1000;
     return CONFIG_OK;
 
 invalid:

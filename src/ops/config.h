@@ -25,8 +25,16 @@ struct config {
     long long heartbeat_seconds;
     long long retry_ms;
     long long max_sessions;
+    long long max_connections; /* 0 in the table: max_sessions + 1000, set at load */
+    long long max_streams_per_ip;
+    long long max_streams_per_consumer;
+    long long proxy_protocol;
+    char *tls_cert_file;
+    char *tls_key_file;
+    long long h2_max_concurrent_streams;
     long long consumer_id_max_bytes;
     long long max_header_bytes;
+    long long max_body_bytes;
     long long request_timeout_seconds;
     long long write_timeout_seconds;
     long long session_buffer_soft_bytes;
@@ -55,6 +63,7 @@ struct config {
     char *jwt_rs256_public_key_file;
     char *jwt_consumer_claim;
     char *api_keys_file;
+    char *metrics_token;
     long long demo;
     char *demo_dir;
 };

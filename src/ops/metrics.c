@@ -17,10 +17,8 @@ static const double lag_bounds[LAG_BUCKET_COUNT - 1] = {0.0005, 0.001, 0.0025, 0
                                                         0.05,   0.1,   0.25,   1,     5};
 
 static const char *const close_names[CLOSE_REASON_COUNT] = {
-    "client_gone", "slow_consumer", "shutdown", "write_error", "token_expired"};
-static const char *const reject_names[REJECT_REASON_COUNT] = {
-    "bad_request",  "not_found", "method_not_allowed", "too_many_sessions",
-    "unauthorized", "forbidden", "shutting_down"};
+    "client_gone", "slow_consumer", "shutdown", "write_error", "token_expired", "protocol_error"};
+static const char *const transport_names[TRANSPORT_KIND_COUNT] = {"http1", "h2", "websocket"};
 static const char *const invalid_names[INVALID_REASON_COUNT] = {"bad_notification", "bad_message",
                                                                 "bad_row", "missing_row"};
 
@@ -29,14 +27,9 @@ const char *close_reason_name(enum close_reason r)
     return close_names[r];
 }
 
-const char *reject_reason_name(enum reject_reason r)
+const char *transport_kind_name(enum transport_kind k)
 {
-    return reject_names[r];
-}
-
-const char *invalid_reason_name(enum invalid_reason r)
-{
-    return invalid_names[r];
+    return transport_names[k];
 }
 
 void metrics_observe_lag(double seconds)
@@ -81,17 +74,39 @@ void metrics_render(struct evbuffer *out, const struct metrics_gauges *g)
     family(out, "event_piper_build_info", "gauge", "Build information; the value is always 1.");
     evbuffer_add_printf(out, "event_piper_build_info{version=\"%s\"} 1\n", PIPER_VERSION);
     gauge(out, "event_piper_start_time_seconds", "Unix time the process started.", g->started_at);
-    gauge(out, "event_piper_sessions_open", "SSE streams currently open.",
+    gauge(out, "event_piper_sessions_open", "Streams currently open (all transports).",
           (double)g->sessions_open);
+    family(out, "event_piper_streams_open", "gauge", "Streams currently open, by transport.");
+    for (size_t i = 0; i < TRANSPORT_KIND_COUNT; i++)
+        evbuffer_add_printf(out, "event_piper_streams_open{transport=\"%s\"} %zu\n",
+                            transport_names[i], g->streams_open[i]);
+    family(out, "event_piper_connections_open", "gauge",
+           "Client connections open, by transport (none: PROXY header or TLS handshake).");
+    for (size_t i = 0; i <= TRANSPORT_KIND_COUNT; i++)
+        evbuffer_add_printf(out, "event_piper_connections_open{transport=\"%s\"} %zu\n",
+                            i < TRANSPORT_KIND_COUNT ? transport_names[i] : "none",
+                            g->connections_open[i]);
+    gauge(out, "event_piper_client_addresses", "Distinct client addresses with a connection open.",
+          (double)g->client_addresses);
+    counter(out, "event_piper_connections_accepted_total", "Client connections accepted.",
+            metrics.connections_accepted);
+    counter(out, "event_piper_connections_limited_total",
+            "Times accepting paused because MAX_CONNECTIONS connections were open.",
+            metrics.connections_limited);
+    counter(out, "event_piper_tls_handshake_failures_total",
+            "TLS handshakes that failed (bad client hello, no common protocol or version).",
+            metrics.tls_handshake_failures);
     gauge(out, "event_piper_consumers", "Distinct consumer ids with at least one open stream.",
           (double)g->consumers);
     counter(out, "event_piper_sessions_opened_total", "SSE streams opened.",
             metrics.sessions_opened);
     labelled(out, "event_piper_sessions_closed_total", "SSE streams closed, by reason.", "reason",
              close_names, metrics.sessions_closed, CLOSE_REASON_COUNT);
-    labelled(out, "event_piper_requests_rejected_total",
-             "Requests answered with an error instead of a stream, by reason.", "reason",
-             reject_names, metrics.requests_rejected, REJECT_REASON_COUNT);
+    family(out, "event_piper_requests_rejected_total", "counter",
+           "Requests answered with an error, by error code.");
+    for (size_t i = 0; i < HTTP_ERROR_COUNT; i++)
+        evbuffer_add_printf(out, "event_piper_requests_rejected_total{reason=\"%s\"} %" PRIu64 "\n",
+                            http_error_code((enum http_error)i), metrics.requests_rejected[i]);
     counter(out, "event_piper_events_received_total", "Events received from the ingest.",
             metrics.events_received);
     counter(out, "event_piper_events_ignored_total",

@@ -14,6 +14,8 @@
 
 #include <event2/buffer.h>
 
+#include "net/http_error.h"
+
 /* Why a stream ended; also the value of the reason label. */
 enum close_reason {
     CLOSE_CLIENT_GONE,
@@ -21,20 +23,13 @@ enum close_reason {
     CLOSE_SHUTDOWN,
     CLOSE_WRITE_ERROR,
     CLOSE_TOKEN_EXPIRED,
+    CLOSE_PROTOCOL_ERROR, /* the client sent what its protocol does not allow */
     CLOSE_REASON_COUNT
 };
 
-/* Why a request got no stream. */
-enum reject_reason {
-    REJECT_BAD_REQUEST,
-    REJECT_NOT_FOUND,
-    REJECT_METHOD,
-    REJECT_TOO_MANY_SESSIONS,
-    REJECT_UNAUTHORIZED,
-    REJECT_FORBIDDEN,
-    REJECT_SHUTTING_DOWN,
-    REJECT_REASON_COUNT
-};
+/* What carries a connection or a stream; also the value of the transport
+ * label. */
+enum transport_kind { TRANSPORT_HTTP1, TRANSPORT_H2, TRANSPORT_WEBSOCKET, TRANSPORT_KIND_COUNT };
 
 /* Why an incoming event was dropped. */
 enum invalid_reason {
@@ -50,7 +45,7 @@ enum invalid_reason {
 struct metrics {
     uint64_t sessions_opened;
     uint64_t sessions_closed[CLOSE_REASON_COUNT];
-    uint64_t requests_rejected[REJECT_REASON_COUNT];
+    uint64_t requests_rejected[HTTP_ERROR_COUNT]; /* by error code */
     uint64_t events_received;
     uint64_t events_ignored; /* valid change events that make no SSE event */
     uint64_t events_invalid[INVALID_REASON_COUNT];
@@ -60,6 +55,9 @@ struct metrics {
     uint64_t replay_rows;
     uint64_t held_overflows;
     uint64_t listener_reconnects;
+    uint64_t connections_accepted;
+    uint64_t connections_limited; /* times accepting paused at MAX_CONNECTIONS */
+    uint64_t tls_handshake_failures;
     uint64_t confirm_reads;                 /* reads of hinted rows from the table */
     uint64_t confirm_resyncs;               /* hints dropped, streams resynchronised */
     uint64_t lag_buckets[LAG_BUCKET_COUNT]; /* non-cumulative counts */
@@ -71,6 +69,11 @@ extern struct metrics metrics;
 
 struct metrics_gauges {
     size_t sessions_open;
+    size_t streams_open[TRANSPORT_KIND_COUNT];
+    /* By transport, plus connections not yet speaking one (PROXY header,
+     * TLS handshake) at index TRANSPORT_KIND_COUNT. */
+    size_t connections_open[TRANSPORT_KIND_COUNT + 1];
+    size_t client_addresses;
     size_t consumers;
     size_t replay_jobs;
     size_t replay_pool_open;
@@ -82,8 +85,7 @@ struct metrics_gauges {
 };
 
 const char *close_reason_name(enum close_reason r);
-const char *reject_reason_name(enum reject_reason r);
-const char *invalid_reason_name(enum invalid_reason r);
+const char *transport_kind_name(enum transport_kind k);
 
 /* Records the time from an event's row timestamp to its delivery. */
 void metrics_observe_lag(double seconds);

@@ -326,7 +326,7 @@ for p in p1 p3; do
         "$(metrics "$p" | awk '$1 == "event_piper_sessions_closed_total{reason=\"client_gone\"}" { print $2 }')" \
         "$p: streams closed as client_gone"
 done
-grep -q 'msg="session opened".* peer=127.0.0.1 port=[0-9]* forwarded_for=127.0.0.1' "$(piper_log p1)" ||
+grep -q 'msg="session opened".* peer=127.0.0.1 port=[0-9]* transport=http1 forwarded_for=127.0.0.1' "$(piper_log p1)" ||
     fail "p1 did not log the client address haproxy forwarded (option forwardfor)"
 log "haproxy: $(hap_field "$victim" wretr) retries and $(hap_field "$victim" wredis) redispatches away from $victim"
 

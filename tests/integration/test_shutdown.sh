@@ -6,7 +6,7 @@
 source "$(dirname "$0")/lib.sh"
 
 pg_start
-piper_start a SHUTDOWN_SECONDS=4 SESSION_BUFFER_HARD_BYTES=1g SESSION_BUFFER_SOFT_BYTES=1g
+piper_start a MAX_STREAMS_PER_IP=0 SHUTDOWN_SECONDS=4 SESSION_BUFFER_HARD_BYTES=1g SESSION_BUFFER_SOFT_BYTES=1g
 piper_wait_ready a
 port=$(piper_port a)
 
