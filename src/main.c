@@ -86,6 +86,11 @@ static bool service_ready(void *arg, const char **reason)
                                                  : "not listening to PostgreSQL";
         return false;
     }
+    long long max_age = svc->cfg.ready_max_ingest_age_seconds;
+    if (svc->nats != NULL && max_age > 0 && nats_ingest_message_age(svc->nats) > (double)max_age) {
+        *reason = "no NATS message or heartbeat within READY_MAX_INGEST_AGE_SECONDS";
+        return false;
+    }
     return true;
 }
 
@@ -108,6 +113,7 @@ static void service_gauges(void *arg, struct metrics_gauges *g)
                         : svc->listener != NULL ? pg_listener_backlog(svc->listener)
                                                 : 0;
     g->started_at = svc->started_at;
+    g->ingest_message_age = svc->nats != NULL ? nats_ingest_message_age(svc->nats) : -1;
 }
 
 static bool service_draining(void *arg)

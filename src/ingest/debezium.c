@@ -1,24 +1,63 @@
 /*
- * Debezium envelope parsing with jansson. Every failure path releases the
- * parsed tree; the event owns copies of what it keeps.
+ * Debezium messages read with the JSON member scanner (util/json_text.h).
+ *
+ * Why not a JSON library: jansson builds a tree of every value of a message
+ * (2.5 KB of schema, the payload string) to read three members, and refuses
+ * a number it cannot hold (1e400, beyond a double) wherever it appears. The
+ * scanner validates the whole text as it walks it, so only valid JSON is
+ * accepted, and it hands back each member as a span of raw text: the few
+ * this file reads are decoded, the rest are skipped unread. A wrapped
+ * message is walked twice, the wrapper and then its payload; the id is
+ * parsed from its digits by parse_int64, exactly.
  */
 #include "ingest/debezium.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
+#include "util/json_text.h"
+#include "util/number.h"
 
-/* What Debezium sends in place of a large value it did not read (an
- * unchanged TOASTed column in an update without REPLICA IDENTITY FULL). */
-#define UNAVAILABLE_VALUE "__debezium_unavailable_value"
+#define HEARTBEAT_PREFIX "__debezium-heartbeat"
+/* The table the service reads (core/event_row.h). */
+#define EVENTS_TABLE "events"
 
-void debezium_event_clear(struct debezium_event *ev)
+/* The members this file reads, at any level. */
+enum member {
+    M_SCHEMA,
+    M_PAYLOAD,
+    M_OP,
+    M_AFTER,
+    M_SOURCE,
+    M_STATUS,
+    M_ID,
+    M_TS_MS,
+    M_SUBSCRIBER,
+    M_TABLE,
+    M_COUNT
+};
+
+static const char *const member_names[M_COUNT] = {
+    "schema", "payload", "op", "after", "source", "status", "id", "ts_ms", "subscriber", "table"};
+
+#define BIT(m) (1u << (m))
+#define ENVELOPE_MEMBERS                                                                           \
+    (BIT(M_OP) | BIT(M_AFTER) | BIT(M_SOURCE) | BIT(M_STATUS) | BIT(M_ID) | BIT(M_TS_MS))
+
+/* A member's raw value; kind JSON_KIND_INVALID when absent. */
+struct span {
+    const char *text;
+    size_t len;
+    enum json_kind kind;
+};
+
+enum subject_kind { SUBJECT_TABLE, SUBJECT_HEARTBEAT, SUBJECT_TRANSACTION };
+
+void debezium_hint_clear(struct debezium_hint *hint)
 {
-    free(ev->type);
-    free(ev->subscriber);
-    free(ev->payload);
-    memset(ev, 0, sizeof(*ev));
+    free(hint->subscriber);
+    memset(hint, 0, sizeof(*hint));
 }
 
 static bool all_space(const char *text, size_t len)
@@ -30,246 +69,228 @@ static bool all_space(const char *text, size_t len)
     return true;
 }
 
-static bool parse_digits(const char **p, const char *end, int count, int *out)
+/* Walks the object in text, remembering the members of mask. False with
+ * *why on invalid JSON or a member of mask seen twice. */
+static bool walk(const char *text, size_t len, unsigned mask, struct span *out, const char **why)
 {
-    int v = 0;
-    for (int i = 0; i < count; i++) {
-        if (*p >= end || **p < '0' || **p > '9')
-            return false;
-        v = v * 10 + (**p - '0');
-        (*p)++;
+    struct json_members it;
+    struct json_member m;
+    int rc;
+
+    memset(out, 0, M_COUNT * sizeof(*out));
+    if (!json_members_begin(&it, text, len)) {
+        *why = "not JSON";
+        return false;
     }
-    *out = v;
+    while ((rc = json_members_next(&it, &m)) == 1) {
+        for (int i = 0; i < M_COUNT; i++) {
+            if ((mask & BIT(i)) == 0 || !json_string_equals(m.key, m.key_len, member_names[i]))
+                continue;
+            if (out[i].kind != JSON_KIND_INVALID) {
+                *why = "duplicate member";
+                return false;
+            }
+            out[i] = (struct span){m.value, m.value_len, m.kind};
+            break;
+        }
+    }
+    if (rc < 0) {
+        *why = "not JSON";
+        return false;
+    }
     return true;
 }
 
-static bool expect(const char **p, const char *end, char c)
+static enum subject_kind subject_kind(const char *subject)
 {
-    if (*p >= end || **p != c)
-        return false;
-    (*p)++;
-    return true;
+    if (subject == NULL)
+        return SUBJECT_TABLE;
+    if (strncmp(subject, HEARTBEAT_PREFIX ".", strlen(HEARTBEAT_PREFIX ".")) == 0)
+        return SUBJECT_HEARTBEAT;
+    const char *dot = strrchr(subject, '.');
+    if (dot != NULL && strcmp(dot + 1, "transaction") == 0)
+        return SUBJECT_TRANSACTION;
+    return SUBJECT_TABLE;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
- * days-from-civil reasoning: shift the year to start in March). */
-static int64_t days_from_civil(int64_t y, int m, int d)
+static bool string_is(const struct span *s, const char *value)
 {
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
+    return s->kind == JSON_KIND_STRING && json_string_equals(s->text, s->len, value);
 }
 
-static int days_in_month(int y, int m)
+/* {"status": "BEGIN" or "END", "id": "<txId>:<lsn>", ...} */
+static bool is_transaction(const struct span *env)
 {
-    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    return m == 2 && leap ? 29 : days[m - 1];
+    return (string_is(&env[M_STATUS], "BEGIN") || string_is(&env[M_STATUS], "END")) &&
+           env[M_ID].kind == JSON_KIND_STRING;
 }
 
-static bool parse_offset(const char **p, const char *end, int *offset_seconds)
+/* True when source.table names another table than the one served. */
+static bool other_table(const struct span *source)
 {
-    if (*p < end && (**p == 'Z' || **p == 'z')) {
-        (*p)++;
-        *offset_seconds = 0;
-        return true;
-    }
-    if (*p >= end || (**p != '+' && **p != '-'))
+    struct span members[M_COUNT];
+    const char *why = NULL;
+    if (source->kind != JSON_KIND_OBJECT ||
+        !walk(source->text, source->len, BIT(M_TABLE), members, &why))
         return false;
-    int sign = **p == '-' ? -1 : 1;
-    (*p)++;
-    int hours, minutes;
-    if (!parse_digits(p, end, 2, &hours))
-        return false;
-    if (*p < end && **p == ':')
-        (*p)++;
-    if (!parse_digits(p, end, 2, &minutes) || hours > 23 || minutes > 59)
-        return false;
-    *offset_seconds = sign * (hours * 3600 + minutes * 60);
-    return true;
+    return members[M_TABLE].kind == JSON_KIND_STRING && !string_is(&members[M_TABLE], EVENTS_TABLE);
 }
 
-bool debezium_parse_timestamp(const char *s, size_t len, double *unix_seconds)
+static enum debezium_outcome take_row(const struct span *after, struct debezium_hint *hint,
+                                      const char **why)
 {
-    const char *p = s, *end = s + len;
-    int year, month, day, hour, minute, second, offset;
-    if (!parse_digits(&p, end, 4, &year) || !expect(&p, end, '-') ||
-        !parse_digits(&p, end, 2, &month) || !expect(&p, end, '-') ||
-        !parse_digits(&p, end, 2, &day))
-        return false;
-    if (p >= end || (*p != 'T' && *p != 't' && *p != ' '))
-        return false;
-    p++;
-    if (!parse_digits(&p, end, 2, &hour) || !expect(&p, end, ':') ||
-        !parse_digits(&p, end, 2, &minute) || !expect(&p, end, ':') ||
-        !parse_digits(&p, end, 2, &second))
-        return false;
-    if (month < 1 || month > 12 || day < 1 || day > days_in_month(year, month) || hour > 23 ||
-        minute > 59 || second > 60)
-        return false;
-    double fraction = 0, scale = 0.1;
-    if (p < end && *p == '.') {
-        p++;
-        int digits = 0;
-        while (p < end && *p >= '0' && *p <= '9') {
-            if (digits++ < 9)
-                fraction += (*p - '0') * scale;
-            scale /= 10;
-            p++;
-        }
-        if (digits == 0 || digits > 9)
-            return false;
-    }
-    if (!parse_offset(&p, end, &offset) || p != end)
-        return false;
-    int64_t seconds =
-        days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset;
-    *unix_seconds = (double)seconds + fraction;
-    return true;
-}
-
-/* The envelope: the value of "payload" when the message carries a schema. */
-static json_t *envelope_of(json_t *root)
-{
-    json_t *payload = json_object_get(root, "payload");
-    if (json_object_get(root, "schema") != NULL)
-        return payload;
-    return root;
-}
-
-static bool copy_string(json_t *value, char **out, size_t *out_len)
-{
-    const char *s = json_string_value(value);
-    size_t len = json_string_length(value);
-    if (s == NULL || len == 0 || memchr(s, '\0', len) != NULL)
-        return false;
-    *out = strndup(s, len);
-    *out_len = len;
-    return *out != NULL;
-}
-
-/* after.payload: usually a string of JSON text (io.debezium.data.Json),
- * kept as sent once validated, so frame.c compacts it with every value
- * untouched; some converters send the object itself, which is re-encoded. */
-static enum debezium_outcome take_payload(json_t *value, struct debezium_event *ev,
-                                          const char **why)
-{
-    json_t *object = NULL;
-    if (json_is_string(value)) {
-        if (strcmp(json_string_value(value), UNAVAILABLE_VALUE) == 0) {
-            *why = "payload unavailable";
-            return DEBEZIUM_INVALID;
-        }
-        object = json_loadb(json_string_value(value), json_string_length(value), 0, NULL);
-        if (object == NULL) {
-            *why = "payload is not JSON";
-            return DEBEZIUM_INVALID;
-        }
-    } else if (json_is_object(value)) {
-        object = json_incref(value);
-    } else {
-        *why = value == NULL ? "missing payload" : "payload is not a JSON string";
-        return DEBEZIUM_INVALID;
-    }
-    bool is_object = json_is_object(object);
-    if (is_object && json_is_string(value))
-        ev->payload = strndup(json_string_value(value), json_string_length(value));
-    else if (is_object)
-        ev->payload = json_dumps(object, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(object);
-    if (!is_object) {
-        *why = "payload is not a JSON object";
-        return DEBEZIUM_INVALID;
-    }
-    if (ev->payload == NULL) {
-        *why = "out of memory";
-        return DEBEZIUM_INVALID;
-    }
-    ev->payload_len = strlen(ev->payload);
-    return DEBEZIUM_EVENT;
-}
-
-static enum debezium_outcome take_row(json_t *after, struct debezium_event *ev, const char **why)
-{
-    json_t *id = json_object_get(after, "id");
-    if (!json_is_integer(id) || json_integer_value(id) < 1) {
-        *why = "id is not a positive integer";
-        return DEBEZIUM_INVALID;
-    }
-    ev->id = json_integer_value(id);
-    if (!copy_string(json_object_get(after, "subscriber"), &ev->subscriber, &ev->subscriber_len)) {
-        *why = "subscriber is not a non-empty string";
-        return DEBEZIUM_INVALID;
-    }
-    if (!copy_string(json_object_get(after, "type"), &ev->type, &ev->type_len) ||
-        strpbrk(ev->type, "\r\n") != NULL) {
-        *why = "type is not a one-line string";
-        return DEBEZIUM_INVALID;
-    }
-    json_t *ts = json_object_get(after, "timestamp");
-    if (json_is_string(ts)) {
-        if (!debezium_parse_timestamp(json_string_value(ts), json_string_length(ts),
-                                      &ev->timestamp)) {
-            *why = "bad timestamp";
-            return DEBEZIUM_INVALID;
-        }
-    } else if (ts != NULL && !json_is_null(ts)) {
-        *why = "timestamp is not a string";
-        return DEBEZIUM_INVALID;
-    }
-    return take_payload(json_object_get(after, "payload"), ev, why);
-}
-
-static enum debezium_outcome parse_envelope(json_t *envelope, bool forward_updates,
-                                            struct debezium_event *ev, const char **why)
-{
-    if (json_is_null(envelope) || envelope == NULL)
-        return DEBEZIUM_IGNORED; /* a wrapped tombstone */
-    if (!json_is_object(envelope)) {
-        *why = "message is not a JSON object";
-        return DEBEZIUM_INVALID;
-    }
-    const char *op = json_string_value(json_object_get(envelope, "op"));
-    if (op == NULL || strlen(op) != 1 || strchr("crudt", op[0]) == NULL) {
-        *why = "unknown op";
-        return DEBEZIUM_INVALID;
-    }
-    if (op[0] == 'd' || op[0] == 't' || (op[0] == 'u' && !forward_updates))
-        return DEBEZIUM_IGNORED;
-    json_t *after = json_object_get(envelope, "after");
-    if (!json_is_object(after)) {
+    struct span row[M_COUNT];
+    if (after->kind != JSON_KIND_OBJECT) {
         *why = "missing after";
         return DEBEZIUM_INVALID;
     }
-    ev->op = op[0];
-    return take_row(after, ev, why);
-}
-
-enum debezium_outcome debezium_parse(const char *text, size_t len, bool forward_updates,
-                                     struct debezium_event *ev, const char **why)
-{
-    memset(ev, 0, sizeof(*ev));
-    *why = NULL;
-    if (text == NULL || all_space(text, len))
-        return DEBEZIUM_IGNORED; /* tombstone */
-    json_error_t error;
-    json_t *root = json_loadb(text, len, JSON_DECODE_ANY, &error);
-    if (root == NULL) {
-        *why = "not JSON";
+    if (!walk(after->text, after->len, BIT(M_ID) | BIT(M_SUBSCRIBER), row, why))
+        return DEBEZIUM_INVALID;
+    if (row[M_ID].kind == JSON_KIND_INVALID) {
+        *why = "missing id";
         return DEBEZIUM_INVALID;
     }
-    enum debezium_outcome outcome = DEBEZIUM_IGNORED;
-    if (json_is_object(root))
-        outcome = parse_envelope(envelope_of(root), forward_updates, ev, why);
-    else if (!json_is_null(root)) {
-        *why = "message is not a JSON object";
-        outcome = DEBEZIUM_INVALID;
+    if (row[M_ID].kind != JSON_KIND_NUMBER ||
+        !parse_int64(row[M_ID].text, row[M_ID].len, 1, INT64_MAX, &hint->id)) {
+        *why = "id is not a positive integer";
+        return DEBEZIUM_INVALID;
     }
-    json_decref(root);
-    if (outcome != DEBEZIUM_EVENT)
-        debezium_event_clear(ev);
+    const struct span *sub = &row[M_SUBSCRIBER];
+    if (sub->kind == JSON_KIND_INVALID) {
+        *why = "missing subscriber";
+        return DEBEZIUM_INVALID;
+    }
+    /* A decoded string is never longer than its raw form. */
+    hint->subscriber = sub->kind == JSON_KIND_STRING ? malloc(sub->len) : NULL;
+    if (hint->subscriber == NULL ||
+        !json_string_decode(sub->text, sub->len, hint->subscriber, &hint->subscriber_len)) {
+        *why = "subscriber is not a string";
+        return DEBEZIUM_INVALID;
+    }
+    return DEBEZIUM_HINT;
+}
+
+static enum debezium_outcome take_change(const struct span *env, struct debezium_hint *hint,
+                                         const char **why)
+{
+    static const char ops[] = "crudt";
+    char op = 0;
+    for (const char *o = ops; *o != '\0' && op == 0; o++) {
+        char name[2] = {*o, '\0'};
+        if (string_is(&env[M_OP], name))
+            op = *o;
+    }
+    if (op == 0) {
+        *why = "unknown op";
+        return DEBEZIUM_INVALID;
+    }
+    hint->op = op;
+    if (op == 'u' || op == 'd' || op == 't' || other_table(&env[M_SOURCE]))
+        return DEBEZIUM_IGNORED;
+    return take_row(&env[M_AFTER], hint, why);
+}
+
+static enum debezium_outcome take_envelope(enum subject_kind kind, const struct span *env,
+                                           struct debezium_hint *hint, const char **why)
+{
+    bool has_op = env[M_OP].kind != JSON_KIND_INVALID;
+    if (kind == SUBJECT_HEARTBEAT) {
+        /* {"ts_ms": n}: neither a change event nor transaction metadata. */
+        if (has_op || env[M_STATUS].kind != JSON_KIND_INVALID ||
+            env[M_TS_MS].kind != JSON_KIND_NUMBER) {
+            *why = "not a heartbeat";
+            return DEBEZIUM_INVALID;
+        }
+        return DEBEZIUM_HEARTBEAT;
+    }
+    if (has_op)
+        return take_change(env, hint, why);
+    if (kind == SUBJECT_TRANSACTION) {
+        if (is_transaction(env))
+            return DEBEZIUM_TRANSACTION;
+        *why = "not transaction metadata";
+        return DEBEZIUM_INVALID;
+    }
+    *why = "missing op";
+    return DEBEZIUM_INVALID;
+}
+
+/* A message that is not an object: a tombstone (null) or invalid. */
+static enum debezium_outcome take_non_object(const char *text, size_t len, const char **why)
+{
+    enum json_kind kind;
+    json_compact(text, len, NULL, &kind);
+    if (kind == JSON_KIND_NULL)
+        return DEBEZIUM_IGNORED;
+    *why = kind == JSON_KIND_INVALID ? "not JSON" : "message is not a JSON object";
+    return DEBEZIUM_INVALID;
+}
+
+enum debezium_outcome debezium_parse(const char *subject, const char *text, size_t len,
+                                     struct debezium_hint *hint, const char **why)
+{
+    struct span top[M_COUNT], inner[M_COUNT];
+    const struct span *env = top;
+    struct json_members probe;
+
+    memset(hint, 0, sizeof(*hint));
+    *why = NULL;
+    if (text == NULL || all_space(text, len))
+        return DEBEZIUM_IGNORED; /* a tombstone */
+    if (!json_members_begin(&probe, text, len))
+        return take_non_object(text, len, why);
+    if (!walk(text, len, ENVELOPE_MEMBERS | BIT(M_SCHEMA) | BIT(M_PAYLOAD), top, why))
+        return DEBEZIUM_INVALID;
+    if (top[M_SCHEMA].kind != JSON_KIND_INVALID) {
+        const struct span *payload = &top[M_PAYLOAD];
+        if (payload->kind == JSON_KIND_NULL)
+            return DEBEZIUM_IGNORED; /* a wrapped tombstone */
+        if (payload->kind != JSON_KIND_OBJECT) {
+            *why = payload->kind == JSON_KIND_INVALID ? "missing payload"
+                                                      : "payload is not a JSON object";
+            return DEBEZIUM_INVALID;
+        }
+        if (!walk(payload->text, payload->len, ENVELOPE_MEMBERS, inner, why))
+            return DEBEZIUM_INVALID;
+        env = inner;
+    }
+    enum debezium_outcome outcome = take_envelope(subject_kind(subject), env, hint, why);
+    if (outcome == DEBEZIUM_INVALID || outcome == DEBEZIUM_HEARTBEAT ||
+        outcome == DEBEZIUM_TRANSACTION) {
+        debezium_hint_clear(hint);
+    }
     return outcome;
+}
+
+/* A NATS subject token that is literal: not empty, no wildcard. */
+static bool literal_tokens(const char *s, size_t len)
+{
+    if (len == 0 || s[0] == '.' || s[len - 1] == '.')
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '*' || s[i] == '>' || s[i] == ' ' || s[i] == '\t' ||
+            (s[i] == '.' && s[i + 1] == '.'))
+            return false;
+    }
+    return true;
+}
+
+bool debezium_heartbeat_subject(const char *nats_subject, char *out, size_t size)
+{
+    size_t len = strlen(nats_subject);
+    size_t prefix_len;
+    if (len >= 2 && strcmp(nats_subject + len - 2, ".>") == 0) {
+        prefix_len = len - 2;
+    } else {
+        const char *last = memrchr(nats_subject, '.', len);
+        const char *schema =
+            last != NULL ? memrchr(nats_subject, '.', (size_t)(last - nats_subject)) : NULL;
+        if (schema == NULL)
+            return false;
+        prefix_len = (size_t)(schema - nats_subject);
+    }
+    if (!literal_tokens(nats_subject, prefix_len))
+        return false;
+    int n = snprintf(out, size, HEARTBEAT_PREFIX ".%.*s", (int)prefix_len, nats_subject);
+    return n > 0 && (size_t)n < size;
 }

@@ -1,17 +1,38 @@
 /*
- * Debezium change events for the events table, as Debezium Server's NATS
- * JetStream sink publishes them (JSON converter), turned into events.
+ * What a message from Debezium Server's NATS JetStream sink (JSON converter)
+ * means for the events table: a hint, a heartbeat, or nothing.
  *
- * Accepted shapes: the envelope {"before", "after", "source", "op", "ts_ms"}
- * alone or wrapped as {"schema": ..., "payload": <envelope>}. Fields are
- * looked up by name. Columns arrive as Debezium encodes them: id an
- * integer, timestamp an ISO-8601 string (ZonedTimestamp), payload a JSON
- * string holding the jsonb value (io.debezium.data.Json).
+ * A change event is only a hint (confirm.h): the service reads the row back
+ * from the table, so all it takes from a message is the op, the id of the
+ * `after` row and its subscriber. The row's type, timestamp and payload are
+ * never looked at: the table has them, exactly. (Debezium sends a jsonb
+ * payload as a string, which may hold a 401-digit number, and a timestamp
+ * that may be "infinity": neither can make a message invalid.)
  *
- * op c (insert) and r (snapshot read) make events; u makes one only when
- * asked (forward_updates); d, t and tombstones (empty or null messages) make
- * none. Anything else is invalid, with a short reason. Pure and
- * thread-safe: the NATS worker thread parses, the loop thread publishes.
+ * Accepted, plain or wrapped as {"schema": ..., "payload": <value>}:
+ *   - change events, envelope version 2: {"before", "after", "source",
+ *     "transaction", "op", "ts_ms", "ts_us", "ts_ns"}; members other than
+ *     op, after and source.table are not read. op c (insert) and r
+ *     (snapshot read) give a hint; u, d and t give none, nor do change
+ *     events of a table other than "events" (source.table), which a
+ *     wildcard subject can bring;
+ *   - tombstones: an empty message, null, or a wrapper with a null payload;
+ *   - heartbeats, {"ts_ms": n} (no op, no status), on
+ *     __debezium-heartbeat.<prefix>;
+ *   - transaction metadata, {"status": "BEGIN"|"END", "id": "...", ...},
+ *     on <prefix>.transaction.
+ * The subject decides what a message must be: on a heartbeat subject only
+ * a heartbeat is valid; on a subject whose last token is "transaction",
+ * transaction metadata or a change event (a table may be named so); on any
+ * other subject only a change event or a tombstone.
+ *
+ * The whole message must be valid JSON (RFC 8259, util/json_text.h); the
+ * scanner walks members without building a tree, so numbers of any size are
+ * fine anywhere. The id must be a JSON integer in 1..INT64_MAX, parsed
+ * exactly. Members read twice (a duplicate key) make a message invalid.
+ *
+ * Pure and thread-safe: the NATS worker thread parses, the loop thread
+ * hands the hint on.
  */
 #ifndef PIPER_DEBEZIUM_H
 #define PIPER_DEBEZIUM_H
@@ -21,32 +42,36 @@
 #include <stdint.h>
 
 enum debezium_outcome {
-    DEBEZIUM_EVENT,   /* ev is filled: release with debezium_event_clear() */
-    DEBEZIUM_IGNORED, /* valid, but no event (update, delete, truncate, tombstone) */
-    DEBEZIUM_INVALID, /* *why says what is wrong */
+    DEBEZIUM_HINT,        /* op c or r: hint is filled, release it with debezium_hint_clear() */
+    DEBEZIUM_IGNORED,     /* a valid change event naming no new row: u, d, t, a tombstone, or
+                           * another table (hint->op says which op, 0 for a tombstone) */
+    DEBEZIUM_HEARTBEAT,   /* Debezium is alive */
+    DEBEZIUM_TRANSACTION, /* transaction metadata: nothing to do */
+    DEBEZIUM_INVALID,     /* *why says what is wrong */
 };
 
-struct debezium_event {
-    int64_t id;
-    char op;
-    char *type; /* owned, NUL-terminated */
-    size_t type_len;
-    char *subscriber; /* owned */
+struct debezium_hint {
+    char op;          /* 'c', 'r', 'u', 'd' or 't'; 0 when not a change event */
+    int64_t id;       /* the after row's id, 1..INT64_MAX (hints only) */
+    char *subscriber; /* owned, NUL-terminated, may be empty (hints only) */
     size_t subscriber_len;
-    char *payload; /* owned: JSON text of an object (frame.c compacts it) */
-    size_t payload_len;
-    double timestamp; /* Unix seconds; 0 when absent */
 };
 
-/* On anything but DEBEZIUM_EVENT, ev holds nothing to release. */
-enum debezium_outcome debezium_parse(const char *text, size_t len, bool forward_updates,
-                                     struct debezium_event *ev, const char **why);
+/* Parses the message text[0..len) published on subject (NULL: the table's
+ * subject). On anything but DEBEZIUM_HINT, hint holds nothing to release;
+ * on DEBEZIUM_INVALID, *why is a short static reason, else NULL. */
+enum debezium_outcome debezium_parse(const char *subject, const char *text, size_t len,
+                                     struct debezium_hint *hint, const char **why);
 
-/* Safe on a zeroed or already cleared event. */
-void debezium_event_clear(struct debezium_event *ev);
+/* Safe on a zeroed or already cleared hint. */
+void debezium_hint_clear(struct debezium_hint *hint);
 
-/* "2026-11-24T10:15:30.123456Z", or with an offset (+01:00, -0530); the
- * fraction is optional. False when malformed or out of range. */
-bool debezium_parse_timestamp(const char *s, size_t len, double *unix_seconds);
+/* The subject Debezium sends the heartbeats of the connector that publishes
+ * on nats_subject to: __debezium-heartbeat.<prefix>, where prefix is what
+ * nats_subject leaves of <prefix>.<schema>.<table> (piper.public.events,
+ * piper.*.*) or the tokens before a final ">" (piper.>). Writes it to out
+ * (NUL-terminated) and returns true; false when no prefix can be told (a
+ * wildcard in it, fewer tokens, or no room). */
+bool debezium_heartbeat_subject(const char *nats_subject, char *out, size_t size);
 
 #endif

@@ -2,8 +2,9 @@
  * NATS JetStream ingest. Two sides share one queue:
  *
  *   worker thread: connect, find the stream, (re)create the consumer, fetch,
- *                  parse, enqueue, acknowledge
- *   loop thread:   dequeue, frame, publish, log, count
+ *                  take the heartbeats, parse, enqueue, acknowledge
+ *   loop thread:   dequeue, hand hints to the confirmer, log, count, note
+ *                  when the last message was taken
  *
  * cnats's own threads only call the connection callbacks below, which set
  * flags and enqueue state changes; they never block.
@@ -24,6 +25,7 @@
 #include <nats/nats.h>
 
 #include "util/backoff.h"
+#include "util/clock.h"
 #include "ingest/confirm.h"
 #include "ingest/debezium.h"
 #include "ops/log.h"
@@ -37,14 +39,17 @@
  * consumer deleted on the server makes fetches time out, not fail. */
 #define IDLE_FETCHES_BEFORE_CHECK 10
 #define DETAIL_MAX 256
+#define SUBJECT_MAX 128
 
 enum item_kind {
-    ITEM_EVENT,   /* ev holds an event */
-    ITEM_INVALID, /* a message that cannot be an event: why, seq */
-    ITEM_IGNORED, /* a valid message that makes no event: counted only */
-    ITEM_UP,      /* consumer established */
-    ITEM_DOWN,    /* connection or consumer lost: detail */
-    ITEM_LOG,     /* a worker-side condition worth a log line: detail */
+    ITEM_HINT,        /* hint names a row to read back */
+    ITEM_INVALID,     /* a message that cannot be understood: why, seq, subject */
+    ITEM_IGNORED,     /* a valid change event that names no new row: counted only */
+    ITEM_HEARTBEAT,   /* a Debezium heartbeat: counted only */
+    ITEM_TRANSACTION, /* Debezium transaction metadata: counted only */
+    ITEM_UP,          /* consumer established */
+    ITEM_DOWN,        /* connection or consumer lost: detail */
+    ITEM_LOG,         /* a worker-side condition worth a log line: detail */
 };
 
 struct item {
@@ -53,7 +58,8 @@ struct item {
     uint64_t seq;
     enum log_level level;
     const char *why;
-    struct debezium_event ev;
+    struct debezium_hint hint;
+    char subject[SUBJECT_MAX];
     char detail[DETAIL_MAX];
 };
 
@@ -63,6 +69,9 @@ struct nats_ingest {
     struct pg_pool *pool;
     char *subject;
     char *stream_option;
+    /* Where Debezium's heartbeats are read with a plain subscription (see
+     * nats_ingest.h); empty: not read apart. */
+    char heartbeat_subject[SUBJECT_MAX];
     int reconnect_ms;
     natsOptions *nats_options;
     struct confirm *confirm;
@@ -85,6 +94,7 @@ struct nats_ingest {
     natsConnection *conn;
     jsCtx *js;
     natsSubscription *sub;
+    natsSubscription *heartbeat_sub;
     char *stream;
     uint64_t last_seq;
     bool positioned;
@@ -97,6 +107,7 @@ struct nats_ingest {
     bool baseline_known;
     struct pg_pool_query *baseline_query;
     struct event *baseline_retry_ev;
+    int64_t last_message_ns; /* monotonic: the last message taken, or the start */
 };
 
 /* ---- queue (any thread) ---- */
@@ -111,8 +122,7 @@ static struct item *item_new(enum item_kind kind)
 
 static void item_free(struct item *it)
 {
-    if (it->kind == ITEM_EVENT)
-        debezium_event_clear(&it->ev);
+    debezium_hint_clear(&it->hint);
     free(it);
 }
 
@@ -287,8 +297,24 @@ static bool read_position(struct nats_ingest *n)
     return true;
 }
 
+/* A plain subscription, made once: cnats renews it after reconnections.
+ * Heartbeats only show that Debezium and NATS are alive now, so nothing of
+ * JetStream's (position, acknowledgement) is needed. */
+static void subscribe_heartbeats(struct nats_ingest *n)
+{
+    if (n->heartbeat_subject[0] == '\0' || n->heartbeat_sub != NULL)
+        return;
+    natsStatus s = natsConnection_SubscribeSync(&n->heartbeat_sub, n->conn, n->heartbeat_subject);
+    if (s != NATS_OK) {
+        n->heartbeat_sub = NULL;
+        post_text(n, ITEM_LOG, LOG_LEVEL_WARN, "cannot subscribe to heartbeats on %s: %s",
+                  n->heartbeat_subject, nats_error_text(s));
+    }
+}
+
 static bool subscribe(struct nats_ingest *n)
 {
+    subscribe_heartbeats(n);
     if (n->stream == NULL && !find_stream(n))
         return false;
     if (!n->positioned && !read_position(n))
@@ -346,23 +372,43 @@ static uint64_t stream_sequence(natsMsg *msg)
 
 static struct item *parse_message(natsMsg *msg, uint64_t seq)
 {
-    struct item *it = item_new(ITEM_EVENT);
+    static const enum item_kind kinds[] = {
+        [DEBEZIUM_HINT] = ITEM_HINT,           [DEBEZIUM_IGNORED] = ITEM_IGNORED,
+        [DEBEZIUM_HEARTBEAT] = ITEM_HEARTBEAT, [DEBEZIUM_TRANSACTION] = ITEM_TRANSACTION,
+        [DEBEZIUM_INVALID] = ITEM_INVALID,
+    };
+    struct item *it = item_new(ITEM_HINT);
     if (it == NULL)
         return NULL;
     it->seq = seq;
+    const char *subject = natsMsg_GetSubject(msg);
     const char *why = NULL;
     enum debezium_outcome outcome = debezium_parse(
-        natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), false, &it->ev, &why);
-    if (outcome == DEBEZIUM_IGNORED) {
-        it->kind = ITEM_IGNORED;
-    } else if (outcome == DEBEZIUM_INVALID) {
-        it->kind = ITEM_INVALID;
+        subject, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), &it->hint, &why);
+    it->kind = kinds[outcome];
+    if (outcome == DEBEZIUM_INVALID) {
         it->why = why;
+        snprintf(it->subject, sizeof(it->subject), "%s", subject != NULL ? subject : "");
         snprintf(it->detail, sizeof(it->detail), "%.*s",
                  natsMsg_GetDataLength(msg) < 200 ? natsMsg_GetDataLength(msg) : 200,
                  natsMsg_GetData(msg) != NULL ? natsMsg_GetData(msg) : "");
     }
     return it;
+}
+
+/* Heartbeats wait in the plain subscription and are taken between fetches,
+ * so at most a fetch's wait (FETCH_WAIT_MS) late. */
+static void take_heartbeats(struct nats_ingest *n)
+{
+    for (int i = 0; n->heartbeat_sub != NULL && i < FETCH_BATCH; i++) {
+        natsMsg *msg = NULL;
+        if (natsSubscription_NextMsg(&msg, n->heartbeat_sub, 0) != NATS_OK)
+            return;
+        struct item *it = parse_message(msg, 0);
+        natsMsg_Destroy(msg);
+        if (it == NULL || !enqueue(n, it, true))
+            return;
+    }
 }
 
 /* Consumer gone on the server (deleted, or lost in a restart)? */
@@ -437,6 +483,7 @@ static void *worker_main(void *arg)
             continue;
         }
         fetch_batch(n);
+        take_heartbeats(n);
     }
     return NULL;
 }
@@ -497,8 +544,10 @@ static void go_up(struct nats_ingest *n, const struct item *it)
 {
     if (n->ever_live)
         metrics.listener_reconnects++;
-    log_info("consuming from NATS", "stream=%s subject=%s after_seq=%" PRIu64 " reconnect=%d",
-             it->detail, n->subject, it->seq, n->ever_live);
+    log_info("consuming from NATS",
+             "stream=%s subject=%s heartbeats=%s after_seq=%" PRIu64 " reconnect=%d", it->detail,
+             n->subject, n->heartbeat_subject[0] != '\0' ? n->heartbeat_subject : "-", it->seq,
+             n->ever_live);
     n->live = true;
     n->ever_live = true;
     /* The first time, streams start from the highest id in the table, read
@@ -515,20 +564,28 @@ static void go_up(struct nats_ingest *n, const struct item *it)
 
 static void handle_item(struct nats_ingest *n, const struct item *it)
 {
+    if (it->kind != ITEM_UP && it->kind != ITEM_DOWN && it->kind != ITEM_LOG)
+        n->last_message_ns = clock_monotonic_ns();
     switch (it->kind) {
-    case ITEM_EVENT:
+    case ITEM_HINT:
         metrics.events_received++;
-        confirm_hint(n->confirm, it->ev.id, it->ev.subscriber, it->ev.subscriber_len);
+        confirm_hint(n->confirm, it->hint.id, it->hint.subscriber, it->hint.subscriber_len);
         break;
     case ITEM_IGNORED:
         metrics.events_received++;
         metrics.events_ignored++;
         break;
+    case ITEM_HEARTBEAT:
+        metrics.ingest_heartbeats++;
+        break;
+    case ITEM_TRANSACTION:
+        metrics.ingest_transactions++;
+        break;
     case ITEM_INVALID:
         metrics.events_received++;
         metrics.events_invalid[INVALID_MESSAGE]++;
         log_warn("change event skipped", "subject=%s seq=%" PRIu64 " reason=%s message=%s",
-                 n->subject, it->seq, it->why, it->detail);
+                 it->subject, it->seq, it->why, it->detail);
         break;
     case ITEM_UP:
         go_up(n, it);
@@ -601,6 +658,7 @@ struct nats_ingest *nats_ingest_new(struct event_base *base, struct hub *hub, st
     n->wake_fd = -1;
     n->tail = &n->head;
     n->reconnect_ms = options->reconnect_ms;
+    n->last_message_ns = clock_monotonic_ns();
     backoff_init(&n->backoff, options->reconnect_ms, options->reconnect_max_ms,
                  (uint64_t)getpid() ^ ((uint64_t)time(NULL) << 20));
     pthread_mutex_init(&n->lock, NULL);
@@ -616,6 +674,8 @@ struct nats_ingest *nats_ingest_new(struct event_base *base, struct hub *hub, st
     n->stream_option = strdup(options->stream != NULL ? options->stream : "");
     if (n->subject == NULL || n->stream_option == NULL || n->subject[0] == '\0')
         goto fail;
+    if (!debezium_heartbeat_subject(n->subject, n->heartbeat_subject, sizeof(n->heartbeat_subject)))
+        n->heartbeat_subject[0] = '\0';
     if (nats_Open(-1) != NATS_OK || !configure_nats(n, options))
         goto fail;
     n->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -649,6 +709,10 @@ void nats_ingest_free(struct nats_ingest *n)
     if (n->sub != NULL) {
         natsSubscription_Unsubscribe(n->sub);
         natsSubscription_Destroy(n->sub);
+    }
+    if (n->heartbeat_sub != NULL) {
+        natsSubscription_Unsubscribe(n->heartbeat_sub);
+        natsSubscription_Destroy(n->heartbeat_sub);
     }
     jsCtx_Destroy(n->js);
     if (n->conn != NULL) {
@@ -689,4 +753,9 @@ bool nats_ingest_is_live(const struct nats_ingest *n)
 size_t nats_ingest_backlog(const struct nats_ingest *n)
 {
     return confirm_backlog(n->confirm);
+}
+
+double nats_ingest_message_age(const struct nats_ingest *n)
+{
+    return (double)(clock_monotonic_ns() - n->last_message_ns) / 1e9;
 }

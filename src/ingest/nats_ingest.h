@@ -25,6 +25,14 @@
  * Messages are acknowledged (AckAll) once queued, whatever their content, so
  * a malformed message never blocks the stream. The queue is bounded: when
  * the loop falls behind, the worker stops fetching.
+ *
+ * Heartbeats and transaction metadata (debezium.h): the consumer gets them
+ * when NATS_SUBJECT covers their subjects (a wildcard). Heartbeats are also
+ * read apart, with a plain NATS subscription, on
+ * __debezium-heartbeat.<prefix> as debezium_heartbeat_subject() derives it
+ * from the subject (piper.public.events: __debezium-heartbeat.piper), so
+ * that a quiet table does not look like a stopped Debezium. Neither makes
+ * an event; both count as messages taken for nats_ingest_message_age().
  */
 #ifndef PIPER_NATS_INGEST_H
 #define PIPER_NATS_INGEST_H
@@ -61,5 +69,10 @@ bool nats_ingest_is_live(const struct nats_ingest *n);
 
 /* Messages and confirmed rows not yet published, for /metrics. */
 size_t nats_ingest_backlog(const struct nats_ingest *n);
+
+/* Seconds since the loop last took a message of any kind (change event,
+ * malformed message, heartbeat, transaction metadata); before the first
+ * one, since nats_ingest_new(). */
+double nats_ingest_message_age(const struct nats_ingest *n);
 
 #endif

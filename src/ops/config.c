@@ -122,6 +122,10 @@ static const struct setting settings[] = {
      "JetStream stream holding NATS_SUBJECT; empty: looked up by subject"},
     {"NATS_RECONNECT_MS", SETTING_INT, offsetof(struct config, nats_reconnect_ms), "500", 10, 60000,
      NULL, "delay between attempts to reconnect to NATS (forever)"},
+    {"READY_MAX_INGEST_AGE_SECONDS", SETTING_INT,
+     offsetof(struct config, ready_max_ingest_age_seconds), "0", 0, 86400, NULL,
+     "/readyz answers 503 after this long without a NATS message or heartbeat (INGEST=nats); "
+     "0: off"},
     {"CORS_ORIGINS", SETTING_STRING, offsetof(struct config, cors_origins), "", 0, 0, NULL,
      "origins allowed to read streams from a browser, comma-separated, or *; empty: none"},
     {"JWT_HS256_SECRET", SETTING_STRING, offsetof(struct config, jwt_hs256_secret), "", 0, 0, NULL,
@@ -293,6 +297,11 @@ static bool check_relations(const struct config *cfg, FILE *err)
         fprintf(err, "event-piper: invalid TLS_CERT_FILE/TLS_KEY_FILE: set both or neither\n");
         return false;
     }
+    if (cfg->ready_max_ingest_age_seconds > 0 && cfg->ingest != INGEST_NATS) {
+        fprintf(err, "event-piper: invalid READY_MAX_INGEST_AGE_SECONDS %lld: needs INGEST=nats\n",
+                cfg->ready_max_ingest_age_seconds);
+        return false;
+    }
     if (cfg->pg_reconnect_min_ms > cfg->pg_reconnect_max_ms) {
         fprintf(err,
                 "event-piper: invalid PG_RECONNECT_MIN_MS %lld: above PG_RECONNECT_MAX_MS "
@@ -448,6 +457,7 @@ void config_log(const struct config *cfg)
     if (cfg->ingest != INGEST_NATS)
         return;
     config_mask_conninfo(cfg->nats_url, masked, sizeof(masked));
-    log_info("nats ingest", "nats_url=%s nats_subject=%s nats_stream=%s", masked, cfg->nats_subject,
-             cfg->nats_stream);
+    log_info("nats ingest",
+             "nats_url=%s nats_subject=%s nats_stream=%s ready_max_ingest_age_seconds=%lld", masked,
+             cfg->nats_subject, cfg->nats_stream, cfg->ready_max_ingest_age_seconds);
 }

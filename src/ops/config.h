@@ -58,6 +58,7 @@ struct config {
     char *nats_subject;
     char *nats_stream;
     long long nats_reconnect_ms;
+    long long ready_max_ingest_age_seconds;
     char *cors_origins;
     char *jwt_hs256_secret;
     char *jwt_rs256_public_key_file;

@@ -148,6 +148,16 @@ void metrics_render(struct evbuffer *out, const struct metrics_gauges *g)
     gauge(out, "event_piper_ingest_backlog",
           "Hints waiting to be confirmed and confirmed rows waiting to be published.",
           (double)g->ingest_backlog);
+    counter(out, "event_piper_ingest_heartbeats_total", "Debezium heartbeats taken from NATS.",
+            metrics.ingest_heartbeats);
+    counter(out, "event_piper_ingest_transaction_messages_total",
+            "Debezium transaction metadata messages (BEGIN, END) taken from NATS and skipped.",
+            metrics.ingest_transactions);
+    if (g->ingest_message_age >= 0)
+        gauge(out, "event_piper_ingest_last_message_age_seconds",
+              "Seconds since the NATS ingest last took a message or heartbeat (since the start "
+              "before the first).",
+              g->ingest_message_age);
     gauge(out, "event_piper_listener_connected",
           "1 when the ingest connection is up and listening, else 0.", (double)g->ingest_connected);
 

@@ -60,6 +60,8 @@ struct metrics {
     uint64_t tls_handshake_failures;
     uint64_t confirm_reads;                 /* reads of hinted rows from the table */
     uint64_t confirm_resyncs;               /* hints dropped, streams resynchronised */
+    uint64_t ingest_heartbeats;             /* Debezium heartbeats taken from NATS */
+    uint64_t ingest_transactions;           /* Debezium transaction metadata taken */
     uint64_t lag_buckets[LAG_BUCKET_COUNT]; /* non-cumulative counts */
     uint64_t lag_count;
     double lag_sum;
@@ -82,6 +84,9 @@ struct metrics_gauges {
     int ingest_connected;
     size_t ingest_backlog; /* hints and confirmed rows not yet published */
     double started_at;     /* Unix seconds */
+    /* Seconds since the NATS ingest last took a message; negative: no NATS
+     * ingest, and the gauge is left out. */
+    double ingest_message_age;
 };
 
 const char *close_reason_name(enum close_reason r);

@@ -14,7 +14,14 @@
 #     (its sink never reconnects), and so does a Debezium started while NATS
 #     is still down; the service keeps every stream open and reports not
 #     ready; once nats-server and Debezium are started again, the streams
-#     resume and end up with every row, once, in order.
+#     resume and end up with every row, once, in order;
+#   - rows Debezium's JSON cannot carry as C numbers (a 30-digit integer,
+#     1e400) or dates ('infinity') are delivered exactly: a message is only a
+#     hint, the row is read back from the table;
+#   - Debezium's heartbeats (__debezium-heartbeat.piper, every second) keep
+#     an instance with READY_MAX_INGEST_AGE_SECONDS ready while the table is
+#     quiet, and a stopped Debezium makes it answer /readyz 503 until
+#     Debezium is back.
 #
 # Skips (exit 0, "SKIP") only when the distribution cannot be downloaded.
 # What this run saw (exit statuses, timings) is logged as "observed:" lines.
@@ -185,12 +192,11 @@ log "observed: every stream has all its rows once, in order; the service receive
 [ "$(metric event_piper_listener_reconnects_total)" -ge 1 ] || fail "the NATS reconnect was not counted"
 assert_eq 0 "$(metric 'event_piper_events_invalid_total{reason="bad_message"}')" "no malformed change event"
 
-# ---- waiting for the service ------------------------------------------------
-# Not called yet: each needs a change to the service that does not exist yet.
+# ---- hints, heartbeats and staleness ------------------------------------------
 
-# Waits for: the service reading Debezium's heartbeats (__debezium-heartbeat.piper,
-# every heartbeat.interval.ms) as proof that the ingest is alive, so that a
-# quiet table does not make it look stale.
+# The service reads Debezium's heartbeats (__debezium-heartbeat.piper, every
+# heartbeat.interval.ms) as proof that the ingest is alive, so that a quiet
+# table does not make it look stale.
 check_heartbeats_keep_ingest_alive() {
     local age=3
     piper_start hb INGEST=nats NATS_URL="$NATS_URL" NATS_STREAM="$DEBEZIUM_STREAM" NATS_SUBJECT="$SUBJECT" \
@@ -199,12 +205,17 @@ check_heartbeats_keep_ingest_alive() {
     sleep $((age * 3)) # no row is written; Debezium sends a heartbeat every second
     assert_eq 200 "$(curl -s -o /dev/null -w '%{http_code}' "$(piper_url hb /readyz)")" \
         "/readyz with heartbeats but no rows"
+    local heartbeats
+    heartbeats=$(piper_metric hb event_piper_ingest_heartbeats_total)
+    [ "$heartbeats" -ge $((age * 2)) ] || fail "only $heartbeats heartbeats taken in $((age * 3))s"
+    assert_eq 0 "$(piper_metric hb event_piper_events_invalid_total)" "heartbeats are not bad messages"
+    log "observed: $heartbeats heartbeats taken in $((age * 3))s without a row; /readyz 200"
     piper_stop hb
 }
 
-# Waits for: /readyz answering 503 when no message (row or heartbeat) arrived
-# for READY_MAX_INGEST_AGE_SECONDS although NATS itself is up, which is what
-# a stopped Debezium looks like; and 200 again once Debezium is back.
+# /readyz answers 503 when no message (row or heartbeat) arrived for
+# READY_MAX_INGEST_AGE_SECONDS although NATS itself is up, which is what a
+# stopped Debezium looks like; and 200 again once Debezium is back.
 check_readyz_stale_without_messages() {
     local age=3
     piper_start stale INGEST=nats NATS_URL="$NATS_URL" NATS_STREAM="$DEBEZIUM_STREAM" NATS_SUBJECT="$SUBJECT" \
@@ -213,16 +224,25 @@ check_readyz_stale_without_messages() {
     debezium_stop cdc
     wait_for "/readyz 503 without messages for ${age}s" $((age + 5)) \
         sh -c "[ \$(curl -s -o /dev/null -w '%{http_code}' '$(piper_url stale /readyz)') = 503 ]"
+    assert_contains "$(curl -s "$(piper_url stale /readyz)")" \
+        "no NATS message or heartbeat within READY_MAX_INGEST_AGE_SECONDS" "/readyz reason"
+    assert_eq 1 "$(piper_metric stale event_piper_listener_connected)" "NATS itself is still up"
+    local t0=$SECONDS
     debezium_start cdc debezium.source.heartbeat.interval.ms=1000
+    # Resuming from its offsets on a quiet database, Debezium looks for its
+    # WAL position until the next change arrives, and logs that it streams
+    # only then; its heartbeats flow meanwhile, and they are what this waits for.
+    piper_wait_ready stale 90
+    log "observed: /readyz 200 again $((SECONDS - t0))s after Debezium's restart, before any row"
+    sql "insert into events (type, subscriber, payload) values ('wake', 'nobody', '{}')" >/dev/null
     debezium_wait_streaming cdc
-    piper_wait_ready stale 30
     piper_stop stale
 }
 
-# Waits for: the ingest that takes NATS messages as hints and reads the rows
-# back from the table. Until then debezium.c refuses these rows (jansson does
-# not take 30-digit integers or 1e400, which jsonb prints as 401 digits; an
-# 'infinity' timestamp is not a date), so they never reach a stream.
+# Rows whose change event holds what no C number or date holds: a 30-digit
+# integer and 1e400 (which jsonb prints as 401 digits) in the payload string,
+# an 'infinity' timestamp. The message is only a hint; the stream gets the
+# table's row, exactly.
 check_rows_read_back_exactly() {
     local from
     from=$(max_id)
@@ -237,7 +257,15 @@ check_rows_read_back_exactly() {
     wait "$client" || fail "c3 did not get its 2 rows"
     expected c3 "$from" "$(max_id)" >"$WORK/expected.c3"
     assert_file_eq "$WORK/expected.c3" "$WORK/c3/0.events" "rows with exact numbers and an infinite timestamp"
+    log "observed: the 30-digit, 1e400 and 'infinity' rows delivered exactly in NATS mode"
 }
+
+check_rows_read_back_exactly
+check_heartbeats_keep_ingest_alive
+check_readyz_stale_without_messages
+assert_eq 0 "$(metric 'event_piper_events_invalid_total{reason="bad_message"}')" \
+    "no bad message, heartbeats included"
+[ "$(metric event_piper_ingest_heartbeats_total)" -gt 0 ] || fail "a took no heartbeat"
 
 piper_stop a
 debezium_stop cdc

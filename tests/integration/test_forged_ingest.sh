@@ -69,5 +69,8 @@ assert_contains "$metrics" 'event_piper_events_invalid_total{reason="bad_notific
 assert_contains "$metrics" 'event_piper_events_invalid_total{reason="missing_row"} 4' \
     "hinted ids not in the table counted (huge, future, unknown, id-only)"
 grep -q 'msg="notification skipped"' "$(piper_log a)" || fail "malformed notifications not logged"
+# The NATS ingest's staleness gauge has no meaning on the LISTEN path.
+assert_not_contains "$metrics" "event_piper_ingest_last_message_age_seconds" \
+    "no message-age gauge with INGEST=pg_notify"
 piper_stop a
 test_done

@@ -10,6 +10,15 @@
 # JetStream stored and closes no stream; a stream resuming with
 # Last-Event-ID reads the table and then continues on NATS without gap or
 # duplicate; PostgreSQL is only used for replay.
+#
+# Debezium's other subjects, in a stream that holds them as Debezium's own
+# does (piper.> and __debezium-heartbeat.piper): heartbeats (real, plain, one
+# malformed) are taken by instance a (NATS_SUBJECT the table's subject) and
+# w (NATS_SUBJECT piper.>) alike, before and after the nats-server restart;
+# transaction metadata on piper.transaction reaches w only, and is skipped
+# without a word; neither is a bad message. Instance s checks
+# READY_MAX_INGEST_AGE_SECONDS: /readyz 503 with its reason when nothing
+# came for that long, 200 after a heartbeat.
 source "$(dirname "$0")/lib.sh"
 
 NATS_PUBLISH="$ROOT/build/tools/nats-publish"
@@ -34,6 +43,11 @@ nats_stop() {
 publish() { # messages on stdin
     "$NATS_PUBLISH" --url "$NATS_URL" --subject "$SUBJECT" --timeout 30 "$@"
 }
+publish_on() { # subject; messages on stdin
+    "$NATS_PUBLISH" --url "$NATS_URL" --subject "$1" --timeout 30
+}
+FIXTURES="$ROOT/tests/fixtures/debezium"
+HEARTBEATS=__debezium-heartbeat.piper
 
 # The change event Debezium would publish for each row with id in (from, to],
 # one per line: plain envelopes for even ids, schema-wrapped for odd ones.
@@ -63,13 +77,16 @@ insert_round() { # round rows-per-consumer: inserts in one transaction, prints t
          select max(id) from events" | tail -n 1
 }
 
-metric() { # name{labels} -> value
-    piper_metrics a | awk -v m="$1" '$1 == m { print $2 }'
+metric() { # name{labels} [instance] -> value
+    piper_metrics "${2:-a}" | awk -v m="$1" '$1 == m { print $2 }'
+}
+readyz() { # instance -> status code and body
+    curl -s -w ' %{http_code}' "$(piper_url "$1" /readyz)"
 }
 
 pg_start
 nats_start
-publish --create-stream PIPER </dev/null
+publish --create-stream PIPER --stream-subjects "piper.>,$HEARTBEATS" </dev/null
 
 # History published before the service starts must not reach fresh streams.
 sql "insert into events (type, subscriber, payload) values ('old', 'c1', '{\"old\": true}')" >/dev/null
@@ -79,6 +96,9 @@ piper_start a INGEST=nats NATS_URL="$NATS_URL" NATS_RECONNECT_MS=100 HEARTBEAT_S
     REPLAY_IDLE_SECONDS=1
 piper_wait_ready a
 port=$(piper_port a)
+piper_start w INGEST=nats NATS_URL="$NATS_URL" NATS_SUBJECT='piper.>' NATS_STREAM=PIPER \
+    NATS_RECONNECT_MS=100 REPLAY_IDLE_SECONDS=1
+piper_wait_ready w
 
 mkdir -p "$WORK/fresh" "$WORK/resume"
 background "$SSE_CLIENT" --port "$port" --consumers c1,c2,c3,c4 --sessions 8 --count 30 \
@@ -104,6 +124,18 @@ r1=$(insert_round 1 10)
     change_events 1 "$r1"
 } | publish
 change_events 2 3 | sed 's/"op" : "c"/"op" : "d"/' | publish
+{
+    cat "$FIXTURES/heartbeat.json"
+    echo
+    echo '{"ts_ms": 1796460507084}'
+    echo '{"op": "c", "after": null}' # not a heartbeat: a bad message
+} | publish_on "$HEARTBEATS"
+{
+    cat "$FIXTURES/transaction_begin.json"
+    echo
+    cat "$FIXTURES/transaction_end.json"
+    echo
+} | publish_on piper.transaction
 
 # nats-server restart mid-stream: rows committed meanwhile are published as
 # soon as it is back (the publisher retries), and must all arrive.
@@ -120,6 +152,15 @@ nats_start
 wait "$publisher" || fail "publishing during the restart failed"
 wait_for "/readyz 200 after NATS is back" 20 sh -c "[ \$(curl -s -o /dev/null -w '%{http_code}' '$(piper_url a /readyz)') = 200 ]"
 kill -0 "$fresh" || fail "a stream ended during the NATS restart"
+# Heartbeats are read with a plain subscription: it must outlive the restart.
+piper_wait_ready w
+echo '{"ts_ms": 1796460508084}' | publish_on "$HEARTBEATS"
+for i in a w; do
+    wait_for "$i to take the heartbeat sent after the restart" 10 \
+        sh -c "curl -s '$(piper_url $i /metrics)' | grep -qx 'event_piper_ingest_heartbeats_total 3'"
+done
+age=$(metric event_piper_ingest_last_message_age_seconds)
+awk -v a="$age" 'BEGIN { exit !(a >= 0 && a < 10) }' || fail "message age $age after a heartbeat"
 
 # A stream resuming from the middle of round 1: the table, then NATS.
 resume_from=$(sql "select id from events where subscriber = 'c1' and type = 'round1' order by id offset 4 limit 1")
@@ -152,7 +193,7 @@ first_line=$(head -n 1 "$WORK/fresh/0.events")
 assert_eq "$(sql "select min(id) from events where subscriber = 'c1' and type = 'round1'")	round1	{\"i\":1,\"note\":\"café \\\\\"q\\\\\"\",\"round\":1}" \
     "$first_line" "payload re-encoded compactly, unicode kept"
 
-assert_eq 3 "$(metric 'event_piper_events_invalid_total{reason="bad_message"}')" "malformed messages counted"
+assert_eq 4 "$(metric 'event_piper_events_invalid_total{reason="bad_message"}')" "malformed messages counted"
 assert_eq 1 "$(metric 'event_piper_events_invalid_total{reason="missing_row"}')" "forged id not in the table"
 grep -q forged "$WORK"/fresh/*.events "$WORK/resume/0.events" && fail "a forged payload was delivered"
 assert_eq 3 "$(metric event_piper_events_ignored_total)" "update, delete and tombstone ignored"
@@ -160,8 +201,37 @@ assert_eq 3 "$(metric event_piper_events_ignored_total)" "update, delete and tom
 grep -q "msg=\"change event skipped\" subject=$SUBJECT seq=[0-9]* reason=" "$(piper_log a)" ||
     fail "no log line names a malformed message's subject, sequence and cause"
 
+# Debezium's other subjects: understood, counted apart, never bad messages.
+assert_eq 3 "$(metric event_piper_ingest_heartbeats_total)" "heartbeats taken by a"
+assert_eq 0 "$(metric event_piper_ingest_transaction_messages_total)" "a's subject holds no transaction metadata"
+assert_eq 3 "$(metric event_piper_ingest_heartbeats_total w)" "heartbeats taken by w"
+assert_eq 2 "$(metric event_piper_ingest_transaction_messages_total w)" "transaction metadata skipped by w"
+assert_eq 4 "$(metric 'event_piper_events_invalid_total{reason="bad_message"}' w)" "w: malformed messages counted"
+assert_eq 3 "$(metric event_piper_events_ignored_total w)" "w: update, delete and tombstone ignored"
+assert_eq "$(metric event_piper_events_received_total)" "$(metric event_piper_events_received_total w)" \
+    "a and w received the same change events"
+for i in a w; do
+    [ "$(grep -c 'msg="change event skipped"' "$(piper_log $i)")" = 4 ] || fail "$i: not 4 skipped messages logged"
+    grep -q "msg=\"change event skipped\" subject=$HEARTBEATS seq=0 reason=\"not a heartbeat\"" "$(piper_log $i)" ||
+        fail "$i: the malformed heartbeat is not logged with its subject and cause"
+done
+grep -q 'subject=piper.transaction' "$(piper_log w)" && fail "w logged a transaction message"
+
 # In NATS mode PostgreSQL serves replay only: nothing is left once idle.
 wait_for "replay connections to close" 10 sh -c "[ \$(psql '$DATABASE_URL' -X -t -A -c \"select count(*) from pg_stat_activity where application_name like 'event-piper%'\") = 0 ]"
 
 piper_stop a
+piper_stop w
+
+# READY_MAX_INGEST_AGE_SECONDS: nothing for 2 s is not ready, whatever the
+# connection says; a heartbeat makes it ready until 2 s have passed again.
+piper_start s INGEST=nats NATS_URL="$NATS_URL" READY_MAX_INGEST_AGE_SECONDS=2 REPLAY_IDLE_SECONDS=1
+stale_reason='no NATS message or heartbeat within READY_MAX_INGEST_AGE_SECONDS'
+wait_for "/readyz 503 without messages" 20 sh -c "curl -s '$(piper_url s /readyz)' | grep -q '$stale_reason'"
+assert_contains "$(readyz s)" " 503" "/readyz without messages for 2 s"
+echo '{"ts_ms": 1796460509084}' | publish_on "$HEARTBEATS"
+wait_for "/readyz 200 after a heartbeat" 10 sh -c "[ \$(curl -s -o /dev/null -w '%{http_code}' '$(piper_url s /readyz)') = 200 ]"
+assert_eq 1 "$(metric event_piper_ingest_heartbeats_total s)" "the heartbeat counted by s"
+wait_for "/readyz 503 2 s after the heartbeat" 10 sh -c "curl -s '$(piper_url s /readyz)' | grep -q '$stale_reason'"
+piper_stop s
 test_done

@@ -4,7 +4,11 @@
  * JetStream sink does. Used by the integration tests to play Debezium.
  *
  *   nats-publish --url nats://127.0.0.1:4222 --subject piper.public.events \
- *                [--create-stream NAME] [--timeout SECONDS] < messages
+ *                [--create-stream NAME [--stream-subjects A,B,...]] \
+ *                [--timeout SECONDS] < messages
+ *
+ * --create-stream makes a file stream over --stream-subjects (default: the
+ * subject), as Debezium's create-stream does over its subjects setting.
  *
  * An empty line publishes an empty message (a tombstone). A publish that
  * fails because the server is away is retried until --timeout, so a test can
@@ -23,6 +27,7 @@ struct publisher {
     const char *url;
     const char *subject;
     const char *create_stream;
+    const char *stream_subjects; /* comma-separated; NULL: subject */
     double timeout_seconds;
     natsConnection *conn;
     jsCtx *js;
@@ -37,8 +42,8 @@ static double monotonic_seconds(void)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: nats-publish --url URL --subject SUBJECT [--create-stream NAME] "
-                    "[--timeout SECONDS] < messages\n");
+    fprintf(stderr, "usage: nats-publish --url URL --subject SUBJECT [--create-stream NAME "
+                    "[--stream-subjects A,B,...]] [--timeout SECONDS] < messages\n");
     return 64;
 }
 
@@ -55,6 +60,8 @@ static bool parse_args(struct publisher *p, int argc, char **argv)
             p->subject = value;
         else if (strcmp(arg, "--create-stream") == 0)
             p->create_stream = value;
+        else if (strcmp(arg, "--stream-subjects") == 0)
+            p->stream_subjects = value;
         else if (strcmp(arg, "--timeout") == 0)
             p->timeout_seconds = atof(value);
         else
@@ -91,13 +98,21 @@ static bool create_stream(struct publisher *p)
     jsStreamConfig cfg;
     jsStreamConfig_Init(&cfg);
     cfg.Name = p->create_stream;
-    const char *subjects[] = {p->subject};
+    const char *subjects[16];
+    int count = 0;
+    char *list = strdup(p->stream_subjects != NULL ? p->stream_subjects : p->subject);
+    if (list == NULL)
+        return false;
+    for (char *save = NULL, *t = strtok_r(list, ",", &save); t != NULL && count < 16;
+         t = strtok_r(NULL, ",", &save))
+        subjects[count++] = t;
     cfg.Subjects = subjects;
-    cfg.SubjectsLen = 1;
+    cfg.SubjectsLen = count;
     cfg.Storage = js_FileStorage;
     jsStreamInfo *info = NULL;
     jsErrCode jerr = 0;
     natsStatus s = js_AddStream(&info, p->js, &cfg, NULL, &jerr);
+    free(list);
     if (s == NATS_OK) {
         jsStreamInfo_Destroy(info);
         return true;

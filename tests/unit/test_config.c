@@ -347,6 +347,27 @@ static void config_load__reconnect_min_above_max__refused(void **state)
                                "PG_RECONNECT_MAX_MS 5000\n");
 }
 
+static void config_load__ready_max_ingest_age__nats_only(void **state)
+{
+    (void)state;
+    struct load l;
+    load(&l, NULL, 0, NULL);
+    assert_int_equal(l.result, CONFIG_OK);
+    assert_int_equal(l.cfg.ready_max_ingest_age_seconds, 0);
+    config_free(&l.cfg);
+    const char *nats[] = {"INGEST=nats", "READY_MAX_INGEST_AGE_SECONDS=30", NULL};
+    load(&l, nats, 0, NULL);
+    assert_int_equal(l.result, CONFIG_OK);
+    assert_int_equal(l.cfg.ready_max_ingest_age_seconds, 30);
+    config_free(&l.cfg);
+    /* No heartbeat reaches the LISTEN path: a quiet table would look stale. */
+    const char *args[] = {"--ready-max-ingest-age-seconds=30"};
+    load(&l, NULL, 1, args);
+    assert_int_equal(l.result, CONFIG_INVALID);
+    assert_string_equal(l.err, "event-piper: invalid READY_MAX_INGEST_AGE_SECONDS 30: needs "
+                               "INGEST=nats\n");
+}
+
 static void config_load__bad_arguments__refused_with_message(void **state)
 {
     (void)state;
@@ -535,6 +556,7 @@ int main(void)
         cmocka_unit_test(config_load__string_flag_with_equals__value_kept_whole),
         cmocka_unit_test(config_load__later_flag__wins),
         cmocka_unit_test(config_load__reconnect_min_above_max__refused),
+        cmocka_unit_test(config_load__ready_max_ingest_age__nats_only),
         cmocka_unit_test(config_load__bad_arguments__refused_with_message),
         cmocka_unit_test(config_load__version__printed_and_exit_success),
         cmocka_unit_test(config_load__short_help_after_bad_env__env_error_first),

@@ -1,8 +1,10 @@
-/* Debezium change events (tests/fixtures/debezium/), as Debezium Server's
- * NATS JetStream sink publishes them for public.events: captured from the
- * real Debezium Server 2.7.3 by tests/tools/debezium-capture (the README
- * there says which fixture is real, derived or hand-written). Run from the
- * repository root (make unit does). */
+/* Debezium messages (tests/fixtures/debezium/), as Debezium Server's NATS
+ * JetStream sink publishes them for public.events: captured from the real
+ * Debezium Server 2.7.3 by tests/tools/debezium-capture (the README there
+ * says which fixture is real, derived or hand-written). Every fixture has an
+ * exact expected outcome below, and a fixture without one fails the run.
+ * Run from the repository root (make unit does). */
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,16 +21,9 @@
 #define FIXTURES_DIR "tests/fixtures/debezium"
 #endif
 
-/* cmocka 1.1 has no floating-point assertion. */
-static void assert_close(double actual, double expected, double tolerance)
-{
-    double diff = actual > expected ? actual - expected : expected - actual;
-    if (diff > tolerance)
-        fail_msg("%.9f differs from %.9f by more than %g", actual, expected, tolerance);
-}
-
-/* 2026-11-24T10:15:30.123456Z */
-#define FIXTURE_TS 1795515330.123456
+#define TABLE "piper.public.events"
+#define HEARTBEATS "__debezium-heartbeat.piper"
+#define TRANSACTIONS "piper.transaction"
 
 static char *load(const char *name, size_t *len)
 {
@@ -44,275 +39,379 @@ static char *load(const char *name, size_t *len)
     return buf;
 }
 
-static enum debezium_outcome parse_fixture(const char *name, bool forward_updates,
-                                           struct debezium_event *ev, const char **why)
+/* What a message must give: the outcome, then for hints the op, id and
+ * subscriber, for ignored change events the op, for invalid ones the
+ * reason. */
+struct expect {
+    const char *subject;
+    enum debezium_outcome outcome;
+    char op;
+    int64_t id;
+    const char *subscriber; /* hints */
+    const char *why;        /* DEBEZIUM_INVALID */
+};
+
+static const char *outcome_name(enum debezium_outcome o)
+{
+    static const char *const names[] = {"HINT", "IGNORED", "HEARTBEAT", "TRANSACTION", "INVALID"};
+    return names[o];
+}
+
+static void check(const char *label, const char *text, size_t len, const struct expect *e)
+{
+    struct debezium_hint hint;
+    const char *why = "unset";
+    enum debezium_outcome outcome = debezium_parse(e->subject, text, len, &hint, &why);
+    if (outcome != e->outcome)
+        fail_msg("%s on %s: %s (%s), expected %s", label, e->subject ? e->subject : "NULL",
+                 outcome_name(outcome), why ? why : "-", outcome_name(e->outcome));
+    if (outcome == DEBEZIUM_INVALID) {
+        if (why == NULL || strcmp(why, e->why) != 0)
+            fail_msg("%s: reason '%s', expected '%s'", label, why ? why : "NULL", e->why);
+    } else if (why != NULL) {
+        fail_msg("%s: reason '%s' set on a valid message", label, why);
+    }
+    if (hint.op != e->op)
+        fail_msg("%s: op '%c' (%d), expected '%c'", label, hint.op, hint.op, e->op);
+    if (outcome == DEBEZIUM_HINT) {
+        if (hint.id != e->id)
+            fail_msg("%s: id %lld, expected %lld", label, (long long)hint.id, (long long)e->id);
+        assert_non_null(hint.subscriber);
+        if (strcmp(hint.subscriber, e->subscriber) != 0 ||
+            hint.subscriber_len != strlen(e->subscriber))
+            fail_msg("%s: subscriber '%s' (%zu bytes), expected '%s'", label, hint.subscriber,
+                     hint.subscriber_len, e->subscriber);
+    } else {
+        assert_int_equal(hint.id, 0);
+        assert_null(hint.subscriber);
+        assert_int_equal(hint.subscriber_len, 0);
+    }
+    debezium_hint_clear(&hint);
+}
+
+static void check_fixture(const char *name, const struct expect *e)
 {
     size_t len = 0;
     char *text = load(name, &len);
-    enum debezium_outcome outcome = debezium_parse(text, len, forward_updates, ev, why);
+    check(name, text, len, e);
     free(text);
-    return outcome;
 }
 
-static void assert_event(const struct debezium_event *ev, int64_t id, char op, const char *type,
-                         const char *subscriber, const char *payload, double ts)
-{
-    assert_int_equal(ev->id, id);
-    assert_int_equal(ev->op, op);
-    assert_string_equal(ev->type, type);
-    assert_int_equal(ev->type_len, strlen(type));
-    assert_string_equal(ev->subscriber, subscriber);
-    assert_int_equal(ev->subscriber_len, strlen(subscriber));
-    assert_string_equal(ev->payload, payload);
-    assert_int_equal(ev->payload_len, strlen(payload));
-    assert_close(ev->timestamp, ts, 1e-6);
-}
-
-static void debezium_parse__create_wrapped__event(void **state)
-{
-    (void)state;
-    struct debezium_event ev;
-    const char *why = NULL;
-    assert_int_equal(parse_fixture("create_wrapped.json", false, &ev, &why), DEBEZIUM_EVENT);
-    assert_event(&ev, 42, 'c', "insert", "toto", "{\"foo\": \"bar\"}", FIXTURE_TS);
-    debezium_event_clear(&ev);
-}
-
-static void debezium_parse__create_plain__event(void **state)
-{
-    (void)state;
-    struct debezium_event ev;
-    const char *why = NULL;
-    assert_int_equal(parse_fixture("create_plain.json", false, &ev, &why), DEBEZIUM_EVENT);
-    assert_event(&ev, 43, 'c', "insert", "titi", "{\"n\": 1, \"ok\": true}", FIXTURE_TS);
-    debezium_event_clear(&ev);
-}
-
-static void debezium_parse__snapshot_read__event(void **state)
-{
-    (void)state;
-    struct debezium_event ev;
-    const char *why = NULL;
-    assert_int_equal(parse_fixture("snapshot_read.json", false, &ev, &why), DEBEZIUM_EVENT);
-    assert_event(&ev, 7, 'r', "seed", "toto", "{\"foo\": \"bar\"}", 1767323045.0);
-    debezium_event_clear(&ev);
-}
-
-static void debezium_parse__update__ignored_unless_forwarded(void **state)
-{
-    (void)state;
-    struct debezium_event ev;
-    const char *why = NULL;
-    assert_int_equal(parse_fixture("update.json", false, &ev, &why), DEBEZIUM_IGNORED);
-    assert_null(ev.payload);
-    assert_int_equal(parse_fixture("update.json", true, &ev, &why), DEBEZIUM_EVENT);
-    assert_event(&ev, 42, 'u', "insert", "toto", "{\"foo\": \"baz\"}", FIXTURE_TS);
-    debezium_event_clear(&ev);
-}
-
-static void debezium_parse__no_event_messages__ignored(void **state)
-{
-    (void)state;
-    const char *names[] = {"delete.json", "truncate.json", "tombstone_null.json",
-                           "tombstone_empty.json"};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        struct debezium_event ev;
-        const char *why = NULL;
-        if (parse_fixture(names[i], true, &ev, &why) != DEBEZIUM_IGNORED)
-            fail_msg("%s: expected IGNORED", names[i]);
-        assert_null(ev.type);
-        debezium_event_clear(&ev);
+#define HINT(op_, id_, sub_)                                                                       \
+    {                                                                                              \
+        TABLE, DEBEZIUM_HINT, op_, id_, sub_, NULL                                                 \
     }
-}
+#define IGNORED(op_)                                                                               \
+    {                                                                                              \
+        TABLE, DEBEZIUM_IGNORED, op_, 0, NULL, NULL                                                \
+    }
+#define INVALID(subject_, why_)                                                                    \
+    {                                                                                              \
+        subject_, DEBEZIUM_INVALID, 0, 0, NULL, why_                                               \
+    }
 
-static void debezium_parse__nested_payload__kept_verbatim(void **state)
+/* Every file of tests/fixtures/debezium/, on the subject it was (or would
+ * be) published on. */
+static const struct {
+    const char *name;
+    struct expect e;
+} fixtures[] = {
+    /* Real messages. */
+    {"snapshot_read.json", HINT('r', 7, "toto")},
+    {"create_wrapped.json", HINT('c', 42, "toto")},
+    {"create_plain.json", HINT('c', 43, "titi")},
+    {"nested_payload.json", HINT('c', 44, "toto")},
+    {"unicode_payload.json", HINT('c', 45, "zo\xc3\xab")},
+    /* A 30-digit integer and 1e400 as 401 digits in the payload string. */
+    {"create_numbers.json", HINT('c', 46, "toto")},
+    /* Timestamps "infinity" and "-infinity": the table's row is read. */
+    {"create_infinity.json", HINT('c', 47, "toto")},
+    {"create_minus_infinity.json", HINT('c', 48, "toto")},
+    /* The table allows it; frame.c refuses the row read back (bad_row). */
+    {"payload_array.json", HINT('c', 49, "toto")},
+    {"create_large.json", HINT('c', 50, "toto")},
+    {"update.json", IGNORED('u')},
+    {"payload_unavailable.json", IGNORED('u')},
+    {"delete.json", IGNORED('d')},
+    {"truncate.json", IGNORED('t')},
+    {"heartbeat.json", {HEARTBEATS, DEBEZIUM_HEARTBEAT, 0, 0, NULL, NULL}},
+    {"transaction_begin.json", {TRANSACTIONS, DEBEZIUM_TRANSACTION, 0, 0, NULL, NULL}},
+    {"transaction_end.json", {TRANSACTIONS, DEBEZIUM_TRANSACTION, 0, 0, NULL, NULL}},
+    /* Made from a real message. The payload and the timestamp are not
+     * read: the table has them. */
+    {"truncated.json", INVALID(TABLE, "not JSON")},
+    {"bad_timestamp.json", HINT('c', 42, "toto")},
+    {"payload_not_json.json", HINT('c', 42, "toto")},
+    {"id_string.json", INVALID(TABLE, "id is not a positive integer")},
+    {"missing_after.json", INVALID(TABLE, "missing after")},
+    {"subscriber_missing.json", INVALID(TABLE, "missing subscriber")},
+    {"unknown_op.json", INVALID(TABLE, "unknown op")},
+    /* Hand-written. */
+    {"tombstone_empty.json", IGNORED(0)},
+    {"tombstone_null.json", IGNORED(0)},
+    {"payload_object.json", HINT('c', 46, "toto")},
+};
+
+#define FIXTURE_COUNT (sizeof(fixtures) / sizeof(fixtures[0]))
+
+static void debezium_parse__every_fixture__exact_outcome(void **state)
 {
     (void)state;
-    struct debezium_event ev;
-    const char *why = NULL;
-    assert_int_equal(parse_fixture("nested_payload.json", false, &ev, &why), DEBEZIUM_EVENT);
-    /* As jsonb prints it: keys ordered by length, then bytes. */
-    assert_event(
-        &ev, 44, 'c', "insert", "toto",
-        "{\"note\": null, \"tags\": [\"x\", \"y\"], \"order\": {\"id\": 9, \"lines\": "
-        "[{\"qty\": 2, \"sku\": \"a-1\"}, {\"qty\": 1, \"sku\": \"b-2\"}]}, \"total\": 12.5}",
-        FIXTURE_TS);
-    debezium_event_clear(&ev);
+    for (size_t i = 0; i < FIXTURE_COUNT; i++)
+        check_fixture(fixtures[i].name, &fixtures[i].e);
 }
 
-static void debezium_parse__unicode_and_escapes__decoded_once(void **state)
+static void debezium_parse__fixture_directory__every_file_has_an_expectation(void **state)
 {
     (void)state;
-    struct debezium_event ev;
-    const char *why = NULL;
-    assert_int_equal(parse_fixture("unicode_payload.json", false, &ev, &why), DEBEZIUM_EVENT);
-    /* jsonb puts "tab" first; Debezium sends the emoji as a \uD83D\uDE00 pair. */
-    assert_event(&ev, 45, 'c', "message", "zo\xc3\xab",
-                 "{\"tab\": \"a\\tb\", \"text\": \"caf\xc3\xa9 \\\"quoted\\\" back\\\\slash "
-                 "\xe2\x98\x83 \xf0\x9f\x98\x80\"}",
-                 FIXTURE_TS);
-    debezium_event_clear(&ev);
+    DIR *dir = opendir(FIXTURES_DIR);
+    assert_non_null(dir);
+    struct dirent *d;
+    size_t seen = 0;
+    while ((d = readdir(dir)) != NULL) {
+        size_t len = strlen(d->d_name);
+        if (len < 5 || strcmp(d->d_name + len - 5, ".json") != 0)
+            continue;
+        size_t i = 0;
+        while (i < FIXTURE_COUNT && strcmp(fixtures[i].name, d->d_name) != 0)
+            i++;
+        if (i == FIXTURE_COUNT)
+            fail_msg("fixture %s has no expected outcome in test_debezium.c", d->d_name);
+        seen++;
+    }
+    closedir(dir);
+    assert_int_equal(seen, FIXTURE_COUNT);
 }
 
-static void debezium_parse__payload_already_object__reencoded(void **state)
-{
-    (void)state;
-    struct debezium_event ev;
-    const char *why = NULL;
-    assert_int_equal(parse_fixture("payload_object.json", false, &ev, &why), DEBEZIUM_EVENT);
-    assert_event(&ev, 46, 'c', "insert", "toto", "{\"already\":\"an object\"}", 0);
-    debezium_event_clear(&ev);
-}
-
-static void debezium_parse__malformed_fixtures__invalid_with_reason(void **state)
+/* The subject says what a message must be. */
+static void debezium_parse__fixtures_on_other_subjects__by_subject_and_shape(void **state)
 {
     (void)state;
     const struct {
         const char *name;
-        const char *why;
+        struct expect e;
     } cases[] = {
-        {"truncated.json", "not JSON"},
-        {"missing_after.json", "missing after"},
-        {"id_string.json", "id is not a positive integer"},
-        {"payload_not_json.json", "payload is not JSON"},
-        {"payload_array.json", "payload is not a JSON object"},
-        {"payload_unavailable.json", "payload unavailable"},
-        {"unknown_op.json", "unknown op"},
-        {"bad_timestamp.json", "bad timestamp"},
-        {"subscriber_missing.json", "subscriber is not a non-empty string"},
+        /* Not what the table's subject carries. */
+        {"heartbeat.json", INVALID(TABLE, "missing op")},
+        {"transaction_begin.json", INVALID(TABLE, "missing op")},
+        {"heartbeat.json", INVALID(NULL, "missing op")},
+        /* Not what a heartbeat subject carries. */
+        {"create_wrapped.json", INVALID(HEARTBEATS, "not a heartbeat")},
+        {"transaction_end.json", INVALID(HEARTBEATS, "not a heartbeat")},
+        {"tombstone_null.json", {HEARTBEATS, DEBEZIUM_IGNORED, 0, 0, NULL, NULL}},
+        /* A table named "transaction" publishes change events there. */
+        {"create_plain.json", {"piper.public.transaction", DEBEZIUM_HINT, 'c', 43, "titi", NULL}},
+        {"create_plain.json", {TRANSACTIONS, DEBEZIUM_HINT, 'c', 43, "titi", NULL}},
+        {"heartbeat.json", INVALID(TRANSACTIONS, "not transaction metadata")},
+        /* A longer topic prefix, a subject without one. */
+        {"heartbeat.json", {"__debezium-heartbeat.my.app", DEBEZIUM_HEARTBEAT, 0, 0, NULL, NULL}},
+        {"heartbeat.json", INVALID("__debezium-heartbeat", "missing op")},
+        {"create_wrapped.json", {NULL, DEBEZIUM_HINT, 'c', 42, "toto", NULL}},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        check_fixture(cases[i].name, &cases[i].e);
+}
+
+static void debezium_parse__messages__exact_outcome(void **state)
+{
+    (void)state;
+    const struct {
+        const char *text;
+        struct expect e;
+    } cases[] = {
+        {"[]", INVALID(TABLE, "message is not a JSON object")},
+        {"42", INVALID(TABLE, "message is not a JSON object")},
+        {"\"c\"", INVALID(TABLE, "message is not a JSON object")},
+        {"nul", INVALID(TABLE, "not JSON")},
+        {" null ", IGNORED(0)},
+        {"{}", INVALID(TABLE, "missing op")},
+        {"{\"op\": 5}", INVALID(TABLE, "unknown op")},
+        {"{\"op\": null}", INVALID(TABLE, "unknown op")},
+        {"{\"op\": \"cc\", \"after\": {}}", INVALID(TABLE, "unknown op")},
+        {"{\"op\": \"C\", \"after\": {}}", INVALID(TABLE, "unknown op")},
+        {"{\"op\": \"c\", \"after\": []}", INVALID(TABLE, "missing after")},
+        {"{\"op\": \"c\", \"after\": null}", INVALID(TABLE, "missing after")},
+        {"{\"op\": \"r\"}", INVALID(TABLE, "missing after")},
+        {"{\"op\": \"c\", \"after\": {\"subscriber\": \"s\"}}", INVALID(TABLE, "missing id")},
+        {"{\"op\": \"c\", \"after\": {\"id\": 0, \"subscriber\": \"s\"}}",
+         INVALID(TABLE, "id is not a positive integer")},
+        {"{\"op\": \"c\", \"after\": {\"id\": -3, \"subscriber\": \"s\"}}",
+         INVALID(TABLE, "id is not a positive integer")},
+        {"{\"op\": \"c\", \"after\": {\"id\": 1.5, \"subscriber\": \"s\"}}",
+         INVALID(TABLE, "id is not a positive integer")},
+        {"{\"op\": \"c\", \"after\": {\"id\": 1e3, \"subscriber\": \"s\"}}",
+         INVALID(TABLE, "id is not a positive integer")},
+        {"{\"op\": \"c\", \"after\": {\"id\": 9223372036854775808, \"subscriber\": \"s\"}}",
+         INVALID(TABLE, "id is not a positive integer")},
+        {"{\"op\": \"c\", \"after\": {\"id\": null, \"subscriber\": \"s\"}}",
+         INVALID(TABLE, "id is not a positive integer")},
+        {"{\"op\": \"c\", \"after\": {\"id\": 9223372036854775807, \"subscriber\": \"s\"}}",
+         HINT('c', INT64_MAX, "s")},
+        {"{\"op\": \"c\", \"after\": {\"id\": 1}}", INVALID(TABLE, "missing subscriber")},
+        {"{\"op\": \"c\", \"after\": {\"id\": 1, \"subscriber\": 5}}",
+         INVALID(TABLE, "subscriber is not a string")},
+        {"{\"op\": \"c\", \"after\": {\"id\": 1, \"subscriber\": null}}",
+         INVALID(TABLE, "subscriber is not a string")},
+        {"{\"op\": \"c\", \"after\": {\"id\": 1, \"subscriber\": \"s\\u0000x\"}}",
+         INVALID(TABLE, "subscriber is not a string")},
+        /* The table allows an empty subscriber; no stream can want it. */
+        {"{\"op\": \"c\", \"after\": {\"id\": 1, \"subscriber\": \"\"}}", HINT('c', 1, "")},
+        {"{\"op\": \"c\", \"after\": {\"id\": 5, \"subscriber\": \"a\\\"b\\u00e9\\ud83d\\ude00\"}}",
+         HINT('c', 5, "a\"b\xc3\xa9\xf0\x9f\x98\x80")},
+        /* Keys are compared decoded. */
+        {"{\"\\u006fp\": \"c\", \"after\": {\"i\\u0064\": 2, \"subscriber\": \"s\"}}",
+         HINT('c', 2, "s")},
+        /* Numbers beyond any C type, anywhere but the id, and columns the
+         * hint does not need in any form. */
+        {"{\"op\": \"c\", \"ts_ms\": 1e400, \"after\": {\"id\": 3, \"subscriber\": \"s\", "
+         "\"type\": \"a\\nb\", \"timestamp\": \"infinity\", \"payload\": "
+         "123456789012345678901234567890}, "
+         "\"before\": {\"x\": -1e-400}}",
+         HINT('c', 3, "s")},
+        {"{\"op\": \"c\", \"after\": {\"id\": 4, \"subscriber\": \"s\", \"payload\": 7, "
+         "\"timestamp\": 5}}",
+         HINT('c', 4, "s")},
+        /* Change events of other tables (a wildcard subject). */
+        {"{\"op\": \"c\", \"source\": {\"table\": \"orders\"}, \"after\": {\"id\": \"uuid\"}}",
+         IGNORED('c')},
+        {"{\"op\": \"c\", \"source\": {\"table\": \"events\"}, \"after\": {\"id\": 6, "
+         "\"subscriber\": \"s\"}}",
+         HINT('c', 6, "s")},
+        {"{\"op\": \"c\", \"source\": {\"db\": \"x\"}, \"after\": {\"id\": 6, \"subscriber\": "
+         "\"s\"}}",
+         HINT('c', 6, "s")},
+        /* Updates, deletes and truncates need no after. */
+        {"{\"op\": \"u\"}", IGNORED('u')},
+        {"{\"op\": \"d\", \"after\": null}", IGNORED('d')},
+        /* Duplicate members the parser reads. */
+        {"{\"op\": \"c\", \"op\": \"d\", \"after\": {\"id\": 1, \"subscriber\": \"s\"}}",
+         INVALID(TABLE, "duplicate member")},
+        {"{\"op\": \"c\", \"after\": {\"id\": 1, \"id\": 2, \"subscriber\": \"s\"}}",
+         INVALID(TABLE, "duplicate member")},
+        {"{\"op\": \"c\", \"after\": {\"id\": 1, \"subscriber\": \"s\"}, \"after\": {}}",
+         INVALID(TABLE, "duplicate member")},
+        /* Not JSON. */
+        {"{\"op\": \"c\", \"after\": {\"id\": 1, \"subscriber\": \"s\"}} trailing",
+         INVALID(TABLE, "not JSON")},
+        {"{\"op\": \"c\", \"after\": {\"id\": 1, \"subscriber\": \"\xff\"}}",
+         INVALID(TABLE, "not JSON")},
+        {"{\"op\": \"c\", \"after\": {\"id\": 01, \"subscriber\": \"s\"}}",
+         INVALID(TABLE, "not JSON")},
+        {"{\"op\": \"c\" \"after\": {}}", INVALID(TABLE, "not JSON")},
+        /* The wrapper. */
+        {"{\"schema\": null, \"payload\": null}", IGNORED(0)},
+        {"{\"schema\": {}, \"payload\": 3}", INVALID(TABLE, "payload is not a JSON object")},
+        {"{\"schema\": {}}", INVALID(TABLE, "missing payload")},
+        {"{\"payload\": {\"op\": \"c\"}, \"schema\": {}, \"op\": \"u\"}",
+         INVALID(TABLE, "missing after")},
+        {"{\"schema\": {}, \"payload\": {\"schema\": {}, \"payload\": {\"op\": \"u\"}}}",
+         INVALID(TABLE, "missing op")},
+        /* Heartbeats and transaction metadata, plain. */
+        {"{\"ts_ms\": 1796460506084}", {HEARTBEATS, DEBEZIUM_HEARTBEAT, 0, 0, NULL, NULL}},
+        {"{\"ts_ms\": \"1\"}", INVALID(HEARTBEATS, "not a heartbeat")},
+        {"{}", INVALID(HEARTBEATS, "not a heartbeat")},
+        {"{\"ts_ms\": 1, \"op\": \"c\"}", INVALID(HEARTBEATS, "not a heartbeat")},
+        {"{\"status\": \"END\", \"id\": \"1:2\", \"event_count\": 1}",
+         {TRANSACTIONS, DEBEZIUM_TRANSACTION, 0, 0, NULL, NULL}},
+        {"{\"status\": \"MIDDLE\", \"id\": \"1:2\"}",
+         INVALID(TRANSACTIONS, "not transaction metadata")},
+        {"{\"status\": \"BEGIN\", \"id\": 1}", INVALID(TRANSACTIONS, "not transaction metadata")},
+        {"{\"status\": \"BEGIN\", \"id\": \"1:2\"}", INVALID(TABLE, "missing op")},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        struct debezium_event ev;
-        const char *why = NULL;
-        if (parse_fixture(cases[i].name, true, &ev, &why) != DEBEZIUM_INVALID)
-            fail_msg("%s: expected INVALID", cases[i].name);
-        assert_non_null(why);
-        if (strcmp(why, cases[i].why) != 0)
-            fail_msg("%s: reason '%s', expected '%s'", cases[i].name, why, cases[i].why);
-        assert_null(ev.payload);
+        char label[64];
+        snprintf(label, sizeof(label), "message %zu", i);
+        check(label, cases[i].text, strlen(cases[i].text), &cases[i].e);
     }
 }
 
-static void debezium_parse__odd_inputs__never_an_event(void **state)
+static void debezium_parse__deep_nesting__invalid_not_a_crash(void **state)
 {
     (void)state;
-    const char *inputs[] = {
-        "[]",
-        "42",
-        "\"c\"",
-        "{}",
-        "{\"op\": 5}",
-        "{\"op\": \"cc\", \"after\": {}}",
-        "{\"op\": \"c\", \"after\": []}",
-        "{\"op\": \"c\", \"after\": {\"id\": 0}}",
-        "{\"op\": \"c\", \"after\": {\"id\": -3}}",
-        "{\"op\": \"c\", \"after\": {\"id\": 1.5}}",
-        "{\"op\": \"c\", \"after\": {\"id\": 1, \"subscriber\": \"\", \"type\": \"t\", "
-        "\"payload\": \"{}\"}}",
-        "{\"op\": \"c\", \"after\": {\"id\": 1, \"subscriber\": \"s\", \"type\": \"a\\nb\", "
-        "\"payload\": \"{}\"}}",
-        "{\"op\": \"c\", \"after\": {\"id\": 1, \"subscriber\": \"s\\u0000x\", \"type\": \"t\", "
-        "\"payload\": \"{}\"}}",
-        "{\"op\": \"c\", \"after\": {\"id\": 1, \"subscriber\": \"s\", \"type\": \"t\", "
-        "\"payload\": 7}}",
-        "{\"op\": \"c\", \"after\": {\"id\": 1, \"subscriber\": \"s\", \"type\": \"t\", "
-        "\"timestamp\": 5, \"payload\": \"{}\"}}",
-        "{\"schema\": {}, \"payload\": 3}",
-        "{\"op\": \"c\", \"after\": {\"id\": 1, \"subscriber\": \"s\", \"type\": \"t\", "
-        "\"payload\": \"{}\"}} trailing",
+    size_t depth = 100000;
+    char *text = malloc(2 * depth + 64);
+    assert_non_null(text);
+    size_t n = (size_t)sprintf(text, "{\"op\": \"c\", \"before\": ");
+    memset(text + n, '[', depth);
+    memset(text + n + depth, ']', depth);
+    n += 2 * depth;
+    n += (size_t)sprintf(text + n, ", \"after\": {\"id\": 1, \"subscriber\": \"s\"}}");
+    const struct expect e = INVALID(TABLE, "not JSON");
+    check("deep", text, n, &e);
+    free(text);
+}
+
+static void debezium_parse__length_bounds__nothing_read_beyond(void **state)
+{
+    (void)state;
+    /* Only the first len bytes count: the rest of the buffer is garbage. */
+    const char text[] = "{\"op\": \"c\", \"after\": {\"id\": 12, \"subscriber\": \"ab\"}}GARBAGE";
+    const struct expect e = HINT('c', 12, "ab");
+    check("bounded", text, strlen(text) - strlen("GARBAGE"), &e);
+    const struct expect cut = INVALID(TABLE, "not JSON");
+    check("cut", text, 20, &cut);
+}
+
+static void debezium_hint_clear__twice__safe(void **state)
+{
+    (void)state;
+    struct debezium_hint hint;
+    memset(&hint, 0, sizeof(hint));
+    debezium_hint_clear(&hint);
+    debezium_hint_clear(&hint);
+}
+
+static void debezium_heartbeat_subject__subjects__derived_or_refused(void **state)
+{
+    (void)state;
+    const struct {
+        const char *subject;
+        const char *heartbeats; /* NULL: none */
+    } cases[] = {
+        {"piper.public.events", "__debezium-heartbeat.piper"},
+        {"my.app.public.events", "__debezium-heartbeat.my.app"},
+        {"piper.*.*", "__debezium-heartbeat.piper"},
+        {"piper.public.*", "__debezium-heartbeat.piper"},
+        {"piper.>", "__debezium-heartbeat.piper"},
+        {"a.b.>", "__debezium-heartbeat.a.b"},
+        {"*.*.*", NULL},
+        {"*.public.events", NULL},
+        {">", NULL},
+        {"events", NULL},
+        {"public.events", NULL},
+        {".public.events", NULL},
+        {"a..public.events", NULL},
+        {"pi*per.public.events", NULL},
     };
-    for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++) {
-        struct debezium_event ev;
-        const char *why = NULL;
-        enum debezium_outcome outcome =
-            debezium_parse(inputs[i], strlen(inputs[i]), true, &ev, &why);
-        if (outcome != DEBEZIUM_INVALID || why == NULL)
-            fail_msg("input %zu (%s): expected INVALID with a reason", i, inputs[i]);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char out[128];
+        bool ok = debezium_heartbeat_subject(cases[i].subject, out, sizeof(out));
+        if (cases[i].heartbeats == NULL) {
+            if (ok)
+                fail_msg("%s: gave %s, expected none", cases[i].subject, out);
+        } else if (!ok || strcmp(out, cases[i].heartbeats) != 0) {
+            fail_msg("%s: gave %s, expected %s", cases[i].subject, ok ? out : "none",
+                     cases[i].heartbeats);
+        }
     }
-}
-
-static void debezium_parse__wrapped_tombstone__ignored(void **state)
-{
-    (void)state;
-    struct debezium_event ev;
-    const char *why = NULL;
-    const char text[] = "{\"schema\": null, \"payload\": null}";
-    assert_int_equal(debezium_parse(text, strlen(text), false, &ev, &why), DEBEZIUM_IGNORED);
-}
-
-static void debezium_event_clear__twice__safe(void **state)
-{
-    (void)state;
-    struct debezium_event ev;
-    memset(&ev, 0, sizeof(ev));
-    debezium_event_clear(&ev);
-    debezium_event_clear(&ev);
-}
-
-static double ts(const char *text)
-{
-    double v = -12345;
-    if (!debezium_parse_timestamp(text, strlen(text), &v))
-        fail_msg("timestamp '%s' refused", text);
-    return v;
-}
-
-static void debezium_parse_timestamp__formats__unix_seconds(void **state)
-{
-    (void)state;
-    assert_close(ts("2026-11-24T10:15:30.123456Z"), FIXTURE_TS, 1e-6);
-    assert_close(ts("2026-11-24T10:15:30Z"), 1795515330.0, 1e-9);
-    assert_close(ts("2026-11-24T11:15:30+01:00"), 1795515330.0, 1e-9);
-    assert_close(ts("2026-11-24T04:45:30-0530"), 1795515330.0, 1e-9);
-    assert_close(ts("2026-11-24T10:15:30.123456789Z"), 1795515330.123456789, 1e-6);
-    assert_close(ts("2024-02-29T00:00:00Z"), 1709164800.0, 1e-9);
-    assert_close(ts("1970-01-01T00:00:00Z"), 0.0, 1e-9);
-    assert_close(ts("1969-12-31T23:59:59Z"), -1.0, 1e-9);
-    assert_close(ts("2026-11-24 10:15:30Z"), 1795515330.0, 1e-9);
-}
-
-static void debezium_parse_timestamp__malformed__refused(void **state)
-{
-    (void)state;
-    const char *bad[] = {"",
-                         "garbage",
-                         "2026-13-01T00:00:00Z",
-                         "2026-00-10T00:00:00Z",
-                         "2023-02-29T00:00:00Z",
-                         "2026-04-31T00:00:00Z",
-                         "2026-11-24T24:00:00Z",
-                         "2026-11-24T10:60:00Z",
-                         "2026-11-24T10:15:30",
-                         "2026-11-24T10:15:30.Z",
-                         "2026-11-24T10:15:30.1234567890Z",
-                         "2026-11-24T10:15:30Zjunk",
-                         "2026-11-24T10:15",
-                         "2026-11-24",
-                         "2026-11-24T10:15:30+25:00"};
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        double v;
-        if (debezium_parse_timestamp(bad[i], strlen(bad[i]), &v))
-            fail_msg("timestamp '%s' accepted", bad[i]);
-    }
+    char small[26]; /* one byte short of __debezium-heartbeat.piper */
+    assert_false(debezium_heartbeat_subject("piper.public.events", small, sizeof(small)));
+    char exact[27];
+    assert_true(debezium_heartbeat_subject("piper.public.events", exact, sizeof(exact)));
+    assert_string_equal(exact, "__debezium-heartbeat.piper");
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(debezium_parse__create_wrapped__event),
-        cmocka_unit_test(debezium_parse__create_plain__event),
-        cmocka_unit_test(debezium_parse__snapshot_read__event),
-        cmocka_unit_test(debezium_parse__update__ignored_unless_forwarded),
-        cmocka_unit_test(debezium_parse__no_event_messages__ignored),
-        cmocka_unit_test(debezium_parse__nested_payload__kept_verbatim),
-        cmocka_unit_test(debezium_parse__unicode_and_escapes__decoded_once),
-        cmocka_unit_test(debezium_parse__payload_already_object__reencoded),
-        cmocka_unit_test(debezium_parse__malformed_fixtures__invalid_with_reason),
-        cmocka_unit_test(debezium_parse__odd_inputs__never_an_event),
-        cmocka_unit_test(debezium_parse__wrapped_tombstone__ignored),
-        cmocka_unit_test(debezium_event_clear__twice__safe),
-        cmocka_unit_test(debezium_parse_timestamp__formats__unix_seconds),
-        cmocka_unit_test(debezium_parse_timestamp__malformed__refused),
+        cmocka_unit_test(debezium_parse__every_fixture__exact_outcome),
+        cmocka_unit_test(debezium_parse__fixture_directory__every_file_has_an_expectation),
+        cmocka_unit_test(debezium_parse__fixtures_on_other_subjects__by_subject_and_shape),
+        cmocka_unit_test(debezium_parse__messages__exact_outcome),
+        cmocka_unit_test(debezium_parse__deep_nesting__invalid_not_a_crash),
+        cmocka_unit_test(debezium_parse__length_bounds__nothing_read_beyond),
+        cmocka_unit_test(debezium_hint_clear__twice__safe),
+        cmocka_unit_test(debezium_heartbeat_subject__subjects__derived_or_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
