@@ -100,6 +100,7 @@ struct conn {
     size_t proxy_have;
     enum close_reason close_reason;
     bool close_after_flush;
+    bool lingering; /* written and shut for writing: reading until EOF */
 };
 
 struct evbuffer *conn_input(struct conn *c);
@@ -124,7 +125,10 @@ void conn_flush(struct conn *c);
 size_t conn_send_direct(struct conn *c, const struct iovec *iov, int count);
 
 /* Requests the end of the connection: at once, or once the output is
- * written (then nothing more is read). */
+ * written. The latter then shuts the socket for writing and reads (and
+ * discards) until the client closes or LINGER_SECONDS pass, so that input
+ * the client sent meanwhile does not make the kernel reset the connection
+ * before the client has read the last answer. */
 void conn_close(struct conn *c, enum close_reason why);
 void conn_close_after_flush(struct conn *c, enum close_reason why);
 bool conn_closing(const struct conn *c);

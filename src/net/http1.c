@@ -13,9 +13,8 @@
  * deadline is armed on entering READING and covers the whole request, idle
  * keep-alive time included; it is disarmed once the request is complete.
  *
- * Limits: the request line and header fields together at most
- * max_header_bytes (431), at most MAX_HEADERS fields, control characters
- * refused (400), a body at most max_body_bytes (413, also decided from
+ * Limits: the head within net/head.h's bounds (431 for size, 400 for
+ * control characters), a body at most max_body_bytes (413, also decided from
  * Content-Length before reading it). Every error answer closes the
  * connection.
  *
@@ -37,10 +36,10 @@
 #include "core/sse.h"
 #include "net/conn.h"
 #include "net/exchange.h"
+#include "net/head.h"
 #include "net/websocket.h"
 #include "ops/log.h"
 
-#define MAX_HEADERS 100
 #define STREAM_INPUT_MAX 4096
 /* Frames at least this large are shared by reference instead of copied;
  * below it a copy into the output buffer is cheaper than the bookkeeping. */
@@ -62,24 +61,11 @@ static const bool h1_allowed[6][6] = {
     [H1_STREAMING] = {[H1_ENDING] = true},
 };
 
-/* Offsets into the arena while the head is read (it may move as it grows). */
-struct header_span {
-    size_t name;
-    size_t value;
-};
-
 /* What only reading and answering a request needs; freed once a stream
  * starts, so an idle stream keeps just struct h1. */
 struct h1_request {
-    char *arena; /* target, then "name\0value\0" per field */
-    size_t arena_len;
-    size_t arena_cap;
-    size_t target_len;
-    struct header_span spans[MAX_HEADERS];
-    size_t header_count;
-    bool in_value;
+    struct head head;
     struct evbuffer *body;
-    struct exchange_header headers[MAX_HEADERS];
     struct exchange x;
 };
 
@@ -123,10 +109,7 @@ static bool request_reset(struct h1 *h)
     if (h->req == NULL && (h->req = calloc(1, sizeof(*h->req))) == NULL)
         return false;
     struct h1_request *r = h->req;
-    r->arena_len = 0;
-    r->target_len = 0;
-    r->header_count = 0;
-    r->in_value = false;
+    head_reset(&r->head, h->conn->server->settings.max_header_bytes);
     if (r->body != NULL)
         evbuffer_drain(r->body, evbuffer_get_length(r->body));
     exchange_release(&r->x);
@@ -140,51 +123,11 @@ static void request_release(struct h1 *h)
     if (r == NULL)
         return;
     exchange_release(&r->x);
-    free(r->arena);
+    head_free(&r->head);
     if (r->body != NULL)
         evbuffer_free(r->body);
     free(r);
     h->req = NULL;
-}
-
-static bool arena_append(struct h1 *h, const char *at, size_t len)
-{
-    struct h1_request *r = h->req;
-    size_t limit = h->conn->server->settings.max_header_bytes;
-    if (r->arena_len + len + 1 > limit) {
-        h->error = HTTP_ERROR_HEADER_TOO_LARGE;
-        return false;
-    }
-    if (r->arena_len + len + 1 > r->arena_cap) {
-        size_t cap = r->arena_cap == 0 ? 1024 : r->arena_cap;
-        while (cap < r->arena_len + len + 1)
-            cap *= 2;
-        if (cap > limit)
-            cap = limit;
-        char *grown = realloc(r->arena, cap);
-        if (grown == NULL) {
-            h->error = HTTP_ERROR_OUT_OF_MEMORY;
-            return false;
-        }
-        r->arena = grown;
-        r->arena_cap = cap;
-    }
-    memcpy(r->arena + r->arena_len, at, len);
-    r->arena_len += len;
-    return true;
-}
-
-/* Header values may hold visible characters, spaces and tabs; anything
- * else (NUL, CR, LF, other controls, DEL) is refused rather than cut or
- * passed on to logs and to PostgreSQL. */
-static bool text_allowed(const char *at, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)at[i];
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
-            return false;
-    }
-    return true;
 }
 
 static int on_message_begin(http_parser *p)
@@ -198,50 +141,19 @@ static int on_url(http_parser *p, const char *at, size_t len)
 {
     struct h1 *h = p->data;
     h->started = true;
-    if (!text_allowed(at, len)) {
-        h->error = HTTP_ERROR_BAD_REQUEST;
-        return 1;
-    }
-    if (!arena_append(h, at, len))
-        return 1;
-    h->req->target_len += len;
-    return 0;
+    return head_add_target(&h->req->head, at, len, &h->error) ? 0 : 1;
 }
 
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     struct h1 *h = p->data;
-    struct h1_request *r = h->req;
-    if (r->header_count == 0 || r->in_value) {
-        if (r->header_count == MAX_HEADERS) {
-            h->error = HTTP_ERROR_HEADER_TOO_LARGE;
-            return 1;
-        }
-        /* Ends the target or the previous value. */
-        if (!arena_append(h, "", 1))
-            return 1;
-        r->spans[r->header_count].name = r->arena_len;
-        r->spans[r->header_count++].value = 0;
-        r->in_value = false;
-    }
-    return arena_append(h, at, len) ? 0 : 1;
+    return head_add_name(&h->req->head, at, len, &h->error) ? 0 : 1;
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t len)
 {
     struct h1 *h = p->data;
-    if (!text_allowed(at, len)) {
-        h->error = HTTP_ERROR_BAD_REQUEST;
-        return 1;
-    }
-    struct h1_request *r = h->req;
-    if (!r->in_value) {
-        if (!arena_append(h, "", 1))
-            return 1;
-        r->spans[r->header_count - 1].value = r->arena_len;
-        r->in_value = true;
-    }
-    return arena_append(h, at, len) ? 0 : 1;
+    return head_add_value(&h->req->head, at, len, &h->error) ? 0 : 1;
 }
 
 static enum request_method method_of(unsigned method)
@@ -280,47 +192,6 @@ static bool lists_token(const char *value, const char *token)
     return false;
 }
 
-/* Splits the target into path and query, and points the exchange at the
- * arena's fields. */
-static bool finish_head(struct h1 *h)
-{
-    struct h1_request *r = h->req;
-    struct exchange *x = &r->x;
-    if (!arena_append(h, "", 1))
-        return false;
-    char *target = r->arena;
-    target[r->target_len] = '\0';
-    if (target[0] != '/') {
-        /* absolute-form (what a client talking to a proxy sends) */
-        struct http_parser_url u;
-        http_parser_url_init(&u);
-        if (http_parser_parse_url(target, r->target_len, 0, &u) != 0 ||
-            !(u.field_set & (1 << UF_PATH))) {
-            if (strcmp(target, "*") != 0) {
-                h->error = HTTP_ERROR_BAD_REQUEST;
-                return false;
-            }
-        } else {
-            target += u.field_data[UF_PATH].off;
-        }
-    }
-    char *question = strchr(target, '?');
-    if (question != NULL)
-        *question = '\0';
-    x->path = target;
-    x->query = question != NULL ? question + 1 : NULL;
-    for (size_t i = 0; i < r->header_count; i++) {
-        char *name = r->arena + r->spans[i].name;
-        for (char *c = name; *c != '\0'; c++)
-            *c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
-        r->headers[i].name = name;
-        r->headers[i].value = r->spans[i].value != 0 ? r->arena + r->spans[i].value : "";
-    }
-    x->headers = r->headers;
-    x->header_count = r->header_count;
-    return true;
-}
-
 /* RFC 6455, 4.2.1: what makes a GET a WebSocket handshake. */
 static bool websocket_upgrade_valid(const struct exchange *x, const http_parser *p)
 {
@@ -341,7 +212,7 @@ static int on_headers_complete(http_parser *p)
     size_t max_body = h->conn->server->settings.max_body_bytes;
 
     x->method = method_of(p->method);
-    if (!finish_head(h))
+    if (!head_finish(&h->req->head, x, &h->error))
         return 1;
     if ((p->flags & F_CONTENTLENGTH) && p->content_length > max_body) {
         h->error = HTTP_ERROR_BODY_TOO_LARGE;

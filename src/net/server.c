@@ -36,6 +36,8 @@
 #define LISTEN_BACKLOG 4096
 /* Input buffered per connection before the protocol has consumed it. */
 #define READ_HIGH_WATERMARK (64 * 1024)
+/* Longest wait for the client's close after a closing answer is written. */
+#define LINGER_SECONDS 2
 
 static const char *const state_names[CONN_STATE_COUNT] = {"proxy", "tls",       "detect", "http1",
                                                           "h2",    "websocket", "closing"};
@@ -140,6 +142,15 @@ void conn_close(struct conn *c, enum close_reason why)
     event_active(c->server->close_ev, EV_TIMEOUT, 1);
 }
 
+static void linger(struct conn *c)
+{
+    c->lingering = true;
+    shutdown(c->fd, SHUT_WR);
+    evbuffer_drain(conn_input(c), evbuffer_get_length(conn_input(c)));
+    bufferevent_enable(c->bev, EV_READ);
+    conn_arm_deadline(c, LINGER_SECONDS);
+}
+
 void conn_close_after_flush(struct conn *c, enum close_reason why)
 {
     if (c->state == CONN_CLOSING)
@@ -148,8 +159,11 @@ void conn_close_after_flush(struct conn *c, enum close_reason why)
     conn_enter(c, CONN_CLOSING);
     c->close_after_flush = true;
     bufferevent_disable(c->bev, EV_READ);
+    /* The write callback must mean "all written" now, whatever low
+     * watermark the protocol used. */
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     if (evbuffer_get_length(conn_output(c)) == 0)
-        conn_close(c, why);
+        linger(c);
     else
         bufferevent_enable(c->bev, EV_WRITE);
 }
@@ -161,6 +175,10 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     struct conn *c = arg;
     (void)fd;
     (void)what;
+    if (c->lingering) {
+        conn_close(c, c->close_reason);
+        return;
+    }
     if (c->state == CONN_CLOSING)
         return;
     if (c->proto != NULL && c->proto->deadline != NULL) {
@@ -222,7 +240,9 @@ static void on_read(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
     (void)bev;
-    if (c->state != CONN_CLOSING && c->proto != NULL)
+    if (c->lingering)
+        evbuffer_drain(conn_input(c), evbuffer_get_length(conn_input(c)));
+    else if (c->state != CONN_CLOSING && c->proto != NULL)
         c->proto->read(c);
 }
 
@@ -231,7 +251,8 @@ static void on_write(struct bufferevent *bev, void *arg)
     struct conn *c = arg;
     (void)bev;
     if (c->close_after_flush) {
-        conn_close(c, c->close_reason);
+        if (!c->lingering)
+            linger(c);
         return;
     }
     if (c->state != CONN_CLOSING && c->proto != NULL && c->proto->drained != NULL)
@@ -276,7 +297,8 @@ void conn_set_protocol(struct conn *c, const struct conn_protocol *proto, void *
 
 /* Cleartext: HTTP/2 with prior knowledge starts with this preface; anything
  * else is HTTP/1.1. One byte decides for almost every request ('G', 'O',
- * 'H'); "P" waits for "PR" against "POST". */
+ * 'H'); "P" waits for "PR" against "POST". A connection that starts like
+ * the preface ("PRI ") but is not it is neither: it is closed. */
 static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 static void detect_read(struct conn *c)
@@ -288,6 +310,10 @@ static void detect_read(struct conn *c)
     if (n == 0)
         return;
     if (memcmp(bytes, h2_preface, n) != 0) {
+        if (n >= 4 && memcmp(bytes, "PRI ", 4) == 0) {
+            conn_close(c, CLOSE_PROTOCOL_ERROR);
+            return;
+        }
         http1_start(c);
         return;
     }
