@@ -8,7 +8,7 @@
 # reconnect by itself with Last-Event-ID and end with exactly its
 # consumer's rows after that id: same ids, types and compact JSON data, in
 # order, nothing twice.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 
 command -v node >/dev/null || fail "node not found (.ci/install-deps test installs it)"
 command -v javac >/dev/null || fail "javac not found (Debian openjdk-17-jdk-headless)"
@@ -33,8 +33,6 @@ batch() {
          from generate_series(1, 7) n order by n;
          insert into events (type, subscriber, payload) values ('insert', 'other', '{\"no\": true}')" >/dev/null
 }
-sessions_open() { curl -fs "$base/metrics" | awk '$1 == "event_piper_sessions_open" { print $2 }'; }
-all_connected() { [ "$(sessions_open)" = 3 ]; }
 
 batch history
 start_after=$(sql "select id from events where subscriber = 'app' order by id offset 2 limit 1")
@@ -48,7 +46,7 @@ LAST_EVENT_ID=$start_after LAST_ID_FILE="$WORK/curl.last" background "$ROOT/exam
 BACKGROUND_PIDS+=("$!")
 LAST_EVENT_ID=$start_after background java -cp "$WORK/java" SseClient "$base" app \
     >"$WORK/java.out" 2>"$ARTIFACTS/$TEST_NAME.java.log"
-wait_for "the three clients to connect" 20 all_connected
+wait_metric a event_piper_sessions_open = 3 20 # the three clients connected
 
 # ---- rows, a graceful restart and a crash -------------------------------------
 
@@ -58,14 +56,14 @@ log "stopped with SIGTERM"
 batch down1
 piper_start a1 PORT="$port" "${settings[@]}"
 instance=a1
-wait_for "the clients to reconnect after the graceful stop" 20 all_connected
+wait_metric a1 event_piper_sessions_open = 3 20 # reconnected after the graceful stop
 batch live2
 piper_kill "$instance"
 log "killed with SIGKILL"
 batch down2
 piper_start a2 PORT="$port" "${settings[@]}"
 instance=a2
-wait_for "the clients to reconnect after the crash" 20 all_connected
+wait_metric a2 event_piper_sessions_open = 3 20 # reconnected after the crash
 batch live3
 
 # ---- every client exact ---------------------------------------------------------
