@@ -6,6 +6,8 @@
 #   make test    everything CI runs: deps, unit tests (plain and with
 #                AddressSanitizer+UBSan), integration tests against a real
 #                PostgreSQL with the sanitized binary, a bounded fuzz run
+#   make lint    clang-format check of every C file, cppcheck on src/,
+#                shellcheck on every shell script (make format fixes the first)
 #   make deps    install missing Debian packages (apt-get as root; otherwise
 #                prints the command)
 
@@ -45,7 +47,7 @@ SPRING_JAR := examples/spring/target/event-piper-webclient.jar
 GO_CLIENT := build/examples/go-client
 EXAMPLES := $(SPRING_JAR) $(GO_CLIENT)
 
-.PHONY: all build run test unit unit-asan integration asan fuzz deps test-deps bench-deps clean format psql bench bench-smoke examples
+.PHONY: all build run test unit unit-asan integration asan fuzz deps test-deps bench-deps lint-deps clean format lint psql bench bench-smoke examples
 
 all: build
 
@@ -145,6 +147,9 @@ test-deps:
 bench-deps:
 	@./.ci/install-deps bench
 
+lint-deps:
+	@./.ci/install-deps lint
+
 psql:
 	@psql "$$(./postgresql/pg-local url .run/pg)"
 
@@ -167,9 +172,26 @@ bench: bench-deps $(BENCH_TOOLS)
 bench-smoke: bench-deps $(BENCH_TOOLS)
 	@SMOKE=1 bench/run.sh
 
-format:
-	clang-format -i src/*.c src/*/*.c src/*/*.h tests/unit/*.c tests/tools/*.c tests/tools/*.h \
-		tests/fuzz/*.c bench/*.c
+# Every C and header file of the tree (npm packages aside) follows
+# .clang-format; every shell script passes shellcheck (.shellcheckrc).
+FORMAT_FILES = $(shell find src tests bench -name node_modules -prune -o -name '*.[ch]' -print | sort)
+SHELL_SCRIPTS = tests/lib.sh $(wildcard tests/integration/*.sh) tests/integration/run-all \
+	$(wildcard bench/*.sh) $(wildcard .ci/*) postgresql/pg-local tests/fuzz/run \
+	$(shell find examples -name node_modules -prune -o -name '*.sh' -print | sort)
+CPPCHECK_FLAGS := --enable=warning,performance,portability --inline-suppr --std=c11 \
+	--error-exitcode=1 --quiet
+
+format: lint-deps
+	clang-format -i $(FORMAT_FILES)
+
+lint: lint-deps
+	@echo "== clang-format"
+	@clang-format --dry-run -Werror $(FORMAT_FILES)
+	@echo "== cppcheck src/"
+	@cppcheck $(CPPCHECK_FLAGS) src/
+	@echo "== shellcheck"
+	@shellcheck $(SHELL_SCRIPTS)
+	@echo "lint passed"
 
 clean:
 	rm -rf bin build examples/spring/target

@@ -12,17 +12,17 @@
 # of noise on the machine does not land on one variant only.
 #
 #   bench/ordering_cost.sh [seconds per run, default 10]
-set -euo pipefail
-cd "$(dirname "$0")/.."
+TEST_NAME=bench-ordering
+source "$(dirname "$0")/../tests/lib.sh" # the throwaway PostgreSQL, stopped on exit
+cd "$ROOT"
 seconds=${1:-10}
 rows=${ROWS_PER_TX:-1}
 runs=${RUNS:-3}
 subscribers=${SUBSCRIBERS:-100}
-dir=$(mktemp -d /tmp/piper-bench-ordering.XXXXXX)
-chmod 755 "$dir"
-trap './postgresql/pg-local stop "$dir/pg" >/dev/null 2>&1; rm -rf "$dir"' EXIT
-url=$(./postgresql/pg-local start "$dir/pg")
-pgbench=$(ls /usr/lib/postgresql/*/bin/pgbench | sort -V | tail -n 1)
+pg_start
+url=$DATABASE_URL
+pgbench=$(printf '%s\n' /usr/lib/postgresql/*/bin/pgbench | sort -V | tail -n 1)
+[ -x "$pgbench" ] || { echo "pgbench not found (Debian package postgresql)" >&2; exit 1; }
 
 setup() {
     psql "$url" -X -q -c "drop table if exists events cascade" >/dev/null
@@ -38,7 +38,7 @@ setup() {
     esac
 }
 
-script="$dir/insert.sql"
+script="$WORK/insert.sql"
 {
     echo "\\set s random(1, $subscribers)"
     echo "BEGIN;"
@@ -51,7 +51,7 @@ script="$dir/insert.sql"
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 declare -A results=()
-for run in $(seq 1 "$runs"); do
+for _ in $(seq 1 "$runs"); do
     for variant in lock+notify notify plain; do
         setup "$variant"
         for clients in 1 8; do
@@ -64,8 +64,8 @@ done
 printf '%-14s %8s %14s   %s\n' variant writers rows/s "(runs)"
 for variant in lock+notify notify plain; do
     for clients in 1 8; do
-        all=${results[$variant/$clients]}
+        read -r -a all <<<"${results[$variant/$clients]}"
         printf '%-14s %8d %14.0f   (%s)\n' "$variant" "$clients" \
-            "$(printf '%s\n' $all | median)" "$(printf '%.0f ' $all)"
+            "$(printf '%s\n' "${all[@]}" | median)" "$(printf '%.0f ' "${all[@]}")"
     done
 done

@@ -12,36 +12,26 @@
 # accurate to about 10 ms. Uses the release binary with default settings.
 #
 #   bench/outage_recovery.sh [runs]
-set -euo pipefail
-cd "$(dirname "$0")/.."
+TEST_NAME=bench-outage
+METRICS_CHECK=0 # the numbers only: the tests check the exposition
+source "$(dirname "$0")/../tests/lib.sh" # PostgreSQL and the service, stopped on exit
+cd "$ROOT"
 runs=${1:-5}
 make -s build build/tools/sse-client
-dir=$(mktemp -d /tmp/piper-bench-outage.XXXXXX)
-chmod 755 "$dir"
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    ./postgresql/pg-local stop "$dir/pg" >/dev/null 2>&1 || true
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-url=$(./postgresql/pg-local start "$dir/pg")
-port=$((20000 + RANDOM % 10000))
-DATABASE_URL="$url" PORT=$port BIND_ADDRESS=127.0.0.1 LOG_LEVEL=warn bin/event-piper 2>"$dir/piper.log" &
-pids+=($!)
-until curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; do sleep 0.05; done
-build/tools/sse-client --port "$port" --consumer m --reconnect --quiet --out "$dir/out" &
-pids+=($!)
-sleep 0.5
+PIPER_BIN=$ROOT/bin/event-piper
+pg_start
+piper_start m LOG_LEVEL=warn
+piper_wait_ready m
+background "$SSE_CLIENT" --port "$(piper_port m)" --consumer m --reconnect --quiet --out "$WORK/out"
+client=$LAST_PID
+wait_metric m event_piper_sessions_open = 1 10
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
-sql() { psql "$url" -X -q -t -A -c "$1"; }
 
 # Prints the ms from $1 until the client has written an event with id $2.
 wait_event_ms() {
     local since=$1 id=$2
-    until grep -q "^$id	" "$dir/out/0.events" 2>/dev/null; do sleep 0.01; done
+    until grep -q "^$id	" "$WORK/out/0.events" 2>/dev/null; do sleep 0.01; done
     echo $(($(now_ms) - since))
 }
 
@@ -55,7 +45,7 @@ for fault in terminate restart; do
             sql "select pg_terminate_backend(pid) from pg_stat_activity
                  where application_name = 'event-piper listener'" >/dev/null
         else
-            ./postgresql/pg-local restart "$dir/pg" >/dev/null
+            pg_restart >/dev/null
             t0=$(now_ms)
         fi
         id=$(sql "insert into events (type, subscriber, payload)
@@ -67,3 +57,5 @@ for fault in terminate restart; do
     done
     printf '%-10s median: %s ms\n' "$fault" "$(printf '%s\n' "${times[@]}" | median)"
 done
+stop_quietly "$client"
+piper_stop m

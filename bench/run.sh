@@ -17,120 +17,88 @@
 # every scenario to seconds (CI runs that to prove the tools work; nothing
 # is asserted about the numbers). Client connections are spread over source
 # addresses in 127.0.0.0/8 and several client processes.
-set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-PIPER_BIN=${PIPER_BIN:-$ROOT/bin/event-piper}
-CLIENT=$ROOT/build/tools/sse-client
+#
+# Starting PostgreSQL and the service, background processes, waits and the
+# cleanup come from tests/lib.sh, shared with the integration tests; the
+# service's log of each scenario is tests/artifacts/bench.<scenario>.log.
+TEST_NAME=bench
+METRICS_CHECK=0 # numbers only: the tests check the exposition format
+source "$(dirname "$0")/../tests/lib.sh"
 PRODUCER=$ROOT/build/bench/producer
 SEND_FLOOR=$ROOT/build/bench/send_floor
 SMOKE=${SMOKE:-0}
 CLK_TCK=$(getconf CLK_TCK)
-WORK=$(mktemp -d /tmp/piper-bench.XXXXXX)
-chmod 755 "$WORK"
 RESULTS=$WORK/results
 : >"$RESULTS"
 ulimit -n "$(ulimit -Hn)"
 
-declare -a PIDS=()
-PIPER_PID=""
-PORT=0
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}" $PIPER_PID; do kill "$pid" 2>/dev/null || true; done
-    "$ROOT/postgresql/pg-local" stop "$WORK/pg" >/dev/null 2>&1 || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-say() { printf '[bench] %s\n' "$*" >&2; }
-die() { say "ERROR: $*"; exit 1; }
 # size FULL SMOKE: the scenario's size, or its smoke-test size.
 size() { if [ "$SMOKE" = 1 ]; then echo "$2"; else echo "$1"; fi; }
 # result SCENARIO MEASURE VALUE TARGET
-result() { printf '%s\t%s\t%s\t%s\n' "$@" >>"$RESULTS"; say "$1: $2 = $3 (target $4)"; }
+result() { printf '%s\t%s\t%s\t%s\n' "$@" >>"$RESULTS"; log "$1: $2 = $3 (target $4)"; }
 
-for tool in "$PIPER_BIN" "$CLIENT" "$PRODUCER" "$SEND_FLOOR"; do
-    [ -x "$tool" ] || die "$tool is missing: run make build build/tools/sse-client build/bench/producer build/bench/send_floor"
+for tool in "$PIPER_BIN" "$SSE_CLIENT" "$PRODUCER" "$SEND_FLOOR"; do
+    [ -x "$tool" ] || fail "$tool is missing: run make build build/tools/sse-client build/bench/producer build/bench/send_floor"
 done
-DATABASE_URL=$("$ROOT/postgresql/pg-local" start "$WORK/pg")
-export DATABASE_URL
-sql() { psql "$DATABASE_URL" -X -q -t -A -v ON_ERROR_STOP=1 -c "$1"; }
+pg_start
 
-# ---- the service ------------------------------------------------------------
+# ---- the server under measure -------------------------------------------------
 
-new_port() { PORT=$(( (RANDOM % 20000) + 30000 )); }
-# await_ready PID PATH WHAT LOG...: until GET PATH on $PORT succeeds (10 s at
-# most); if PID exits first, show its LOG files and give up.
-await_ready() {
-    local pid=$1 path=$2 what=$3 i
-    shift 3
-    for i in $(seq 100); do
-        curl -fs "http://127.0.0.1:$PORT$path" >/dev/null 2>&1 && return 0
-        kill -0 "$pid" 2>/dev/null || { cat "$@" >&2; die "$what exited at start-up"; }
-        sleep 0.1
-    done
-    die "$what is not ready"
-}
-# stop_quietly PID: TERM and reap a reference server, whatever its status.
-stop_quietly() {
-    kill -TERM "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
-}
+SCENARIO=""  # the scenario running; names the service's instance and log
+PIPER_PID="" # the service's process, while it runs
+PORT=0       # the port the clients drive: the service's or a reference's
 
-piper_start() { # VAR=value...
-    new_port
-    env PORT=$PORT BIND_ADDRESS=127.0.0.1 LOG_LEVEL=warn MAX_SESSIONS=20000 "$@" "$PIPER_BIN" \
-        >"$WORK/piper.log" 2>&1 &
-    PIPER_PID=$!
-    await_ready "$PIPER_PID" /readyz "the service" "$WORK/piper.log"
+service_start() { # VAR=value...
+    piper_start "$SCENARIO" LOG_LEVEL=warn MAX_SESSIONS=20000 "$@"
+    piper_wait_ready "$SCENARIO" 10
+    PIPER_PID=$(piper_pid "$SCENARIO")
+    PORT=$(piper_port "$SCENARIO")
 }
-piper_stop() {
-    cp "$WORK/piper.log" "${TMPDIR:-/tmp}/event-piper-bench.log" # the last scenario's, for a look
-    kill -TERM "$PIPER_PID"
-    wait "$PIPER_PID" || say "the service exited with status $?"
+service_stop() {
+    piper_stop "$SCENARIO" 30
     PIPER_PID=""
 }
-metric() { curl -fs "http://127.0.0.1:$PORT/metrics" | awk -v n="$1" '$1 == n { print $2 }'; }
+metric() { piper_metric_now "$SCENARIO" "$1"; }
 # CPU ticks (user and system) and RSS of a process, by default the service.
 cpu_split() { awk '{ print $14, $15 }' "/proc/${1:-$PIPER_PID}/stat"; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/${1:-$PIPER_PID}/stat"; }
 rss_kib() { awk '$1 == "VmRSS:" { print $2 }' "/proc/${1:-$PIPER_PID}/status"; }
-# wait_output COUNT WHAT CMD...: until CMD prints COUNT (60 s at most).
-wait_output() {
-    local want=$1 what=$2 deadline=$((SECONDS + 60))
-    shift 2
-    until [ "$("$@")" = "$want" ]; do
-        [ "$SECONDS" -lt "$deadline" ] || die "timed out waiting for $want $what (there are $("$@"))"
-        sleep 0.2
-    done
-}
-wait_metric() { # NAME VALUE SECONDS
-    local deadline=$((SECONDS + $3))
-    until [ "$(metric "$1")" = "$2" ]; do
-        [ "$SECONDS" -lt "$deadline" ] || die "timed out waiting for $1 = $2 (it is $(metric "$1"))"
-        sleep 0.2
-    done
-}
+# wait_streams COUNT: until the service holds COUNT open streams (60 s at most).
+wait_streams() { wait_metric "$SCENARIO" event_piper_sessions_open = "$1" 60; }
 # clients N SESSIONS_EACH FIRST_IP_OCTET ARGS...: N sse-client processes in
 # the background; each gets its own range of 20 source addresses.
+declare -a CLIENT_PIDS=()
 clients() {
     local n=$1 each=$2 octet=$3 k
     shift 3
     for k in $(seq 0 $((n - 1))); do
-        "$CLIENT" --port "$PORT" --sessions "$each" --quiet \
+        background "$SSE_CLIENT" --port "$PORT" --sessions "$each" --quiet \
             --source-ips "127.0.$((octet + k)).1-127.0.$((octet + k)).20" "$@" \
-            --latency-file "$WORK/latency.$octet.$k.hist" 2>"$WORK/client.$octet.$k.log" &
-        PIDS+=("$!")
-        CLIENT_PIDS+=("$!")
+            --latency-file "$WORK/latency.$octet.$k.hist" 2>"$WORK/client.$octet.$k.log"
+        CLIENT_PIDS+=("$LAST_PID")
     done
 }
 stop_clients() {
-    local pid
-    for pid in "${CLIENT_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${CLIENT_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    stop_quietly "${CLIENT_PIDS[@]}"
     CLIENT_PIDS=()
 }
-declare -a CLIENT_PIDS=()
+# wait_clients: waits for every client to exit by itself; CLIENTS_FAILED
+# says how many failed.
+CLIENTS_FAILED=0
+wait_clients() {
+    local pid
+    CLIENTS_FAILED=0
+    for pid in "${CLIENT_PIDS[@]}"; do
+        wait "$pid" || CLIENTS_FAILED=$((CLIENTS_FAILED + 1))
+        forget_pid "$pid"
+    done
+    CLIENT_PIDS=()
+}
+any_running() { # PID...: status 0 while one of them runs
+    local pid
+    for pid in "$@"; do kill -0 "$pid" 2>/dev/null && return 0; done
+    return 1
+}
 # fields sum|max WORD FIELD FILE...: the sum or the largest of FIELD=value
 # over the lines that start with WORD (the tools' one-line reports).
 fields() {
@@ -187,13 +155,13 @@ fanout_load() {
 # latency_load SESSIONS RATE SECONDS: two producers, single-row transactions,
 # RATE in all, spread over consumers l0 .. l<SESSIONS - 1>.
 latency_load() {
-    "$PRODUCER" --db "$DATABASE_URL" --rate $(($2 / 2)) --rows-per-tx 1 --consumers "$1" \
-        --prefix l --duration "$3" >"$WORK/producer.0.out" &
-    local p0=$!
-    PIDS+=("$p0")
+    background "$PRODUCER" --db "$DATABASE_URL" --rate $(($2 / 2)) --rows-per-tx 1 --consumers "$1" \
+        --prefix l --duration "$3" >"$WORK/producer.0.out"
+    local p0=$LAST_PID
     "$PRODUCER" --db "$DATABASE_URL" --rate $(($2 / 2)) --rows-per-tx 1 --consumers "$1" \
         --prefix l --offset 1 --duration "$3" >"$WORK/producer.1.out"
-    wait "$p0"
+    wait "$p0" || fail "a producer failed"
+    forget_pid "$p0"
 }
 
 # ---- scenarios ------------------------------------------------------------------
@@ -202,10 +170,10 @@ fanout() {
     local sessions rate=10 seconds
     sessions=$(size 5000 50)
     seconds=$(size 20 2)
-    piper_start
+    service_start
     reset_logs
     clients 2 $((sessions / 2)) 1 --consumer fan0
-    wait_metric event_piper_sessions_open "$sessions" 60
+    wait_streams "$sessions"
     sleep 1
     local d0 c0 b0
     c0=$(cpu_split)
@@ -219,7 +187,7 @@ fanout() {
     b1=$(metric event_piper_bytes_written_total)
     deliveries=$((d1 - d0))
     stop_clients
-    piper_stop
+    service_stop
     result fanout "deliveries ($sessions streams x $rate events/s x ${seconds}s)" "$deliveries" \
         "$((sessions * rate * seconds))"
     cpu_results fanout "server CPU per delivery (us)" "<= 4" "$deliveries" "$c0" "$c1"
@@ -247,7 +215,7 @@ idle_rss_per_stream() {
     base=$(rss_kib "$pid")
     reset_logs
     clients 2 $((idle / 2)) 10 --consumers "$(consumer_list m 100)" "$@"
-    wait_output "$idle" "open streams" "$count"
+    wait_output "$idle" 60 "open streams" "$count"
     sleep 2
     rss=$(rss_kib "$pid")
     stop_clients
@@ -264,15 +232,15 @@ NCHAN_WORKER=""
 nchan_start() {
     local dir=$WORK/nchan
     mkdir -p "$dir"
-    new_port
+    PORT=$(free_port)
     sed -e "s|@MODULE@|$NCHAN_MODULE|; s|@DIR@|$dir|g; s|@PORT@|$PORT|" "$ROOT/bench/nchan/nginx.conf.in" \
         >"$dir/nginx.conf"
-    nginx -p "$dir" -c "$dir/nginx.conf" >"$dir/out.log" 2>&1 &
-    NCHAN_MASTER=$!
-    PIDS+=("$NCHAN_MASTER")
-    await_ready "$NCHAN_MASTER" /status "nginx with Nchan" "$dir/out.log" "$dir/error.log"
+    background nginx -p "$dir" -c "$dir/nginx.conf" >"$dir/out.log" 2>&1
+    NCHAN_MASTER=$LAST_PID
+    wait_listening "nginx with Nchan" "$NCHAN_MASTER" "http://127.0.0.1:$PORT/status" 10 \
+        "$dir/out.log" "$dir/error.log"
     # The master forks the worker before it listens, so an answer means a worker.
-    NCHAN_WORKER=$(pgrep -P "$NCHAN_MASTER" | head -1) || die "nginx answers but has no worker"
+    NCHAN_WORKER=$(pgrep -P "$NCHAN_MASTER" | head -1) || fail "nginx answers but has no worker"
 }
 nchan_stop() {
     stop_quietly "$NCHAN_MASTER"
@@ -285,12 +253,13 @@ nchan() {
     local sessions rate=10 seconds
     sessions=$(size 5000 50)
     seconds=$(size 20 2)
-    command -v nginx >/dev/null && command -v pgrep >/dev/null && [ -f "$NCHAN_MODULE" ] ||
-        die "the nchan scenario needs nginx-light, libnginx-mod-nchan and procps (make bench installs them)"
+    if ! command -v nginx >/dev/null || ! command -v pgrep >/dev/null || [ ! -f "$NCHAN_MODULE" ]; then
+        fail "the nchan scenario needs nginx-light, libnginx-mod-nchan and procps (make bench installs them)"
+    fi
     nchan_start
     reset_logs
     clients 2 $((sessions / 2)) 1 --consumer fan0 --foreign-ids
-    wait_output "$sessions" "Nchan subscribers" nchan_subscribers
+    wait_output "$sessions" 60 "Nchan subscribers" nchan_subscribers
     sleep 1
     local c0 c1 deliveries version
     c0=$(cpu_split "$NCHAN_WORKER")
@@ -325,12 +294,12 @@ nchan_memory() {
 # and clients, in the fan-out's, the idle memory's and the latency's shapes.
 NODE_DIR=$ROOT/bench/node-reference
 NODE_PID=""
+node_server() { cd "$NODE_DIR" && exec env PORT="$PORT" node server.js; }
 node_start() {
-    new_port
-    (cd "$NODE_DIR" && exec env PORT=$PORT node server.js) >"$WORK/node.log" 2>&1 &
-    NODE_PID=$!
-    PIDS+=("$NODE_PID")
-    await_ready "$NODE_PID" /status "the Node.js reference" "$WORK/node.log"
+    PORT=$(free_port)
+    background node_server >"$WORK/node.log" 2>&1
+    NODE_PID=$LAST_PID
+    wait_listening "the Node.js reference" "$NODE_PID" "http://127.0.0.1:$PORT/status" 10 "$WORK/node.log"
 }
 node_stop() {
     stop_quietly "$NODE_PID"
@@ -338,8 +307,9 @@ node_stop() {
 }
 node_streams() { curl -fs "http://127.0.0.1:$PORT/status" | tr -cd '0-9'; }
 nodejs() {
-    command -v node >/dev/null && [ -f "$NODE_DIR/node_modules/pg/package.json" ] ||
-        die "the nodejs scenario needs Node.js and bench/node-reference/node_modules (make bench installs them)"
+    if ! command -v node >/dev/null || [ ! -f "$NODE_DIR/node_modules/pg/package.json" ]; then
+        fail "the nodejs scenario needs Node.js and bench/node-reference/node_modules (make bench installs them)"
+    fi
     local version sessions idle rate seconds c0 c1 t0 t1 deliveries received
     version=$(node --version)
     # Fan-out: 5,000 streams of one consumer, 10 events/s.
@@ -348,7 +318,7 @@ nodejs() {
     node_start
     reset_logs
     clients 2 $((sessions / 2)) 1 --consumer fan0
-    wait_output "$sessions" "Node.js streams" node_streams
+    wait_output "$sessions" 60 "Node.js streams" node_streams
     sleep 1
     c0=$(cpu_split "$NODE_PID")
     fanout_load 10 "$seconds"
@@ -375,7 +345,7 @@ nodejs() {
     reset_logs
     rm -f "$WORK"/producer*.out # the fan-out's rows are not this part's
     clients 2 $((sessions / 2)) 20 --consumers "$(consumer_list l "$sessions")"
-    wait_output "$sessions" "Node.js streams" node_streams
+    wait_output "$sessions" 60 "Node.js streams" node_streams
     sleep 1
     t0=$(cpu_ticks "$NODE_PID")
     latency_load "$sessions" "$rate" "$seconds"
@@ -394,19 +364,19 @@ memory() {
     local idle total each base rss
     idle=$(size 10000 100)
     total=$(size 19000 190)
-    piper_start
+    service_start
     sleep 1
     base=$(rss_kib)
     reset_logs
     clients 2 $((idle / 2)) 10 --consumers "$(consumer_list m 100)" --count 1 --timeout 120
-    wait_metric event_piper_sessions_open "$idle" 60
+    wait_streams "$idle"
     sleep 2
     rss=$(rss_kib)
     local rss_idle=$rss
     result memory "RSS per idle stream at $idle streams (KiB)" "$(per $((rss - base)) "$idle")" "<= 4"
     each=$(( (total - idle) / 2 ))
     clients 2 "$each" 12 --consumers "$(consumer_list m 100)" --count 1 --timeout 120
-    wait_metric event_piper_sessions_open $((idle + 2 * each)) 60
+    wait_streams $((idle + 2 * each))
     sleep 2
     rss=$(rss_kib)
     result memory "streams open at once" "$(metric event_piper_sessions_open)" "19000"
@@ -418,11 +388,9 @@ memory() {
     # of its streams has one.
     sql "insert into events (type, subscriber, payload)
          select 'ping', 'm' || c, '{}' from generate_series(0, 99) c order by 1" >/dev/null
-    local pid failed=0
-    for pid in "${CLIENT_PIDS[@]}"; do wait "$pid" || failed=$((failed + 1)); done
-    CLIENT_PIDS=()
-    result memory "client processes whose every stream got the event" "$((4 - failed)) of 4" "4 of 4"
-    piper_stop
+    wait_clients
+    result memory "client processes whose every stream got the event" "$((4 - CLIENTS_FAILED)) of 4" "4 of 4"
+    service_stop
 }
 
 latency() {
@@ -430,10 +398,10 @@ latency() {
     sessions=$(size 1000 20)
     rate=$(size 2000 100)
     seconds=$(size 10 2)
-    piper_start
+    service_start
     reset_logs
     clients 2 $((sessions / 2)) 20 --consumers "$(consumer_list l "$sessions")"
-    wait_metric event_piper_sessions_open "$sessions" 60
+    wait_streams "$sessions"
     sleep 1
     local t0 t1
     t0=$(cpu_ticks)
@@ -450,7 +418,7 @@ latency() {
     result latency "  p99 of the worse of the 2 client processes (ms)" "$(per "$(worst p99_us)" 1000)" "-"
     result latency "INSERT-to-client p99.9 / max (ms)" "$(quantile 0.999) / $(quantile 1)" "-"
     result latency "server CPU per event (us)" "$(per_us $((t1 - t0)) "$received")" "-"
-    piper_stop
+    service_stop
 }
 
 # load PREFIX CONSUMERS ROWS_EACH: rows inserted without notifications (the
@@ -472,22 +440,23 @@ replay() {
     load r 1 "$rows"
     load q 100 "$per_client"
     sql "vacuum analyze events" >/dev/null
-    piper_start
+    service_start
     sleep 0.5
     local base max=0 rss start end
     base=$(rss_kib)
     reset_logs
     start=$(date +%s%N)
-    "$CLIENT" --port "$PORT" --consumer r0 --last-event-id 0 --count "$rows" --timeout 300 --quiet \
-        --latency 2>"$WORK/client.r.log" &
-    local pid=$!
+    background "$SSE_CLIENT" --port "$PORT" --consumer r0 --last-event-id 0 --count "$rows" --timeout 300 \
+        --quiet --latency 2>"$WORK/client.r.log"
+    local pid=$LAST_PID
     while kill -0 "$pid" 2>/dev/null; do
         rss=$(rss_kib)
         [ "$rss" -gt "$max" ] && max=$rss
         sleep 0.2
     done
     end=$(date +%s%N)
-    wait "$pid" || die "the replaying client failed: $(tail -3 "$WORK/client.r.log")"
+    wait "$pid" || fail "the replaying client failed: $(tail -3 "$WORK/client.r.log")"
+    forget_pid "$pid"
     result replay "rows/s, $rows rows to one client" \
         "$(per_second "$rows" $((end - start)))" ">= 500000"
     result replay "RSS growth during that replay (MiB)" "$(per $((max - base)) 1024)" "flat"
@@ -497,10 +466,7 @@ replay() {
     start=$(date +%s%N)
     clients 2 $((clients_n / 2)) 30 --consumers "$(consumer_list q 100)" --last-event-id 0 \
         --count "$per_client" --close-when-done --timeout 300
-    local all_done=0
-    while [ "$all_done" = 0 ]; do
-        all_done=1
-        for pid in "${CLIENT_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && all_done=0; done
+    while any_running "${CLIENT_PIDS[@]}"; do
         pool=$(metric event_piper_replay_pool_connections)
         waiting=$(metric event_piper_replay_pool_waiting)
         [ "${pool:-0}" -gt "$pool_max" ] && pool_max=$pool
@@ -508,15 +474,15 @@ replay() {
         sleep 0.2
     done
     end=$(date +%s%N)
-    for pid in "${CLIENT_PIDS[@]}"; do wait "$pid" || die "a replaying client failed"; done
-    CLIENT_PIDS=()
+    wait_clients
+    [ "$CLIENTS_FAILED" = 0 ] || fail "$CLIENTS_FAILED replaying client(s) failed"
     result replay "$clients_n clients x $per_client rows: seconds" \
         "$(awk -v ns=$((end - start)) 'BEGIN { printf "%.1f\n", ns / 1e9 }')" "-"
     result replay "  rows/s over all clients" \
         "$(per_second $((clients_n * per_client)) $((end - start)))" "-"
     result replay "  pool connections at most (REPLAY_POOL_SIZE 4) / replays waiting at most" \
         "$pool_max / $waiting_max" "<= 4"
-    piper_stop
+    service_stop
 }
 
 ingest() {
@@ -524,33 +490,35 @@ ingest() {
     writers=$(size 4 1)
     rate=$(size 100000 2000)
     seconds=$(size 10 1)
-    piper_start
+    service_start
     local r0 k qmax=0 q pid
     local -a producers=()
     r0=$(metric event_piper_events_received_total)
     for k in $(seq 0 $((writers - 1))); do
-        "$PRODUCER" --db "$DATABASE_URL" --rate $((rate / writers)) --rows-per-tx 100 --consumers 1000 \
-            --prefix i --offset $((k * 250)) --duration "$seconds" >"$WORK/producer.$k.out" &
-        producers+=("$!")
+        background "$PRODUCER" --db "$DATABASE_URL" --rate $((rate / writers)) --rows-per-tx 100 \
+            --consumers 1000 --prefix i --offset $((k * 250)) --duration "$seconds" >"$WORK/producer.$k.out"
+        producers+=("$LAST_PID")
     done
-    local running=1
-    while [ "$running" = 1 ]; do
-        running=0
-        for pid in "${producers[@]}"; do kill -0 "$pid" 2>/dev/null && running=1; done
+    while any_running "${producers[@]}"; do
         q=$(sql "select pg_notification_queue_usage()")
         qmax=$(larger "$q" "$qmax")
         sleep 0.5
     done
-    for pid in "${producers[@]}"; do wait "$pid" || die "a producer failed"; done
-    sleep 2
+    for pid in "${producers[@]}"; do
+        wait "$pid" || fail "a producer failed"
+        forget_pid "$pid"
+    done
     local produced received
     produced=$(produced rows)
+    # Until the service has received every row's notification; 10 s at most,
+    # as a shortfall is what the row below reports.
+    within 10 metric_is "$SCENARIO" event_piper_events_received_total -ge $((r0 + produced)) || true
     received=$(( $(metric event_piper_events_received_total) - r0 ))
     result ingest "rows/s reached by $writers writers (100 rows/tx, $rate offered)" \
         "$(produced rate)" ">= 100000"
     result ingest "rows produced / notifications received" "$produced / $received" "equal"
     result ingest "pg_notification_queue_usage() at most" "$qmax" "~0"
-    piper_stop
+    service_stop
 }
 
 overload() {
@@ -561,28 +529,31 @@ overload() {
     seconds=$(size 30 2)
     # Tighter slow-consumer limits than the defaults (1 MiB for 10 s) and a
     # fixed kernel send buffer, so that stuck clients are cut within the run.
-    piper_start ${OVERLOAD_LIMITS:-SESSION_BUFFER_SOFT_BYTES=64k SESSION_BUFFER_SOFT_SECONDS=2 SESSION_SOCKET_BUFFER_BYTES=64k}
+    local -a limits
+    read -r -a limits <<<"${OVERLOAD_LIMITS:-SESSION_BUFFER_SOFT_BYTES=64k SESSION_BUFFER_SOFT_SECONDS=2 SESSION_SOCKET_BUFFER_BYTES=64k}"
+    service_start "${limits[@]}"
     reset_logs
     clients 2 $(((sessions - stuck) / 2)) 40 --consumer o0 --reconnect
     clients 1 "$stuck" 42 --consumer o0 --stall
-    wait_metric event_piper_sessions_open "$sessions" 60
+    wait_streams "$sessions"
     local base rss max=0 probe worst_probe=0 q qmax=0 d0 d1 t0 t1
     base=$(rss_kib)
     d0=$(metric event_piper_events_delivered_total)
     t0=$(date +%s%N)
-    "$PRODUCER" --db "$DATABASE_URL" --rate "$rate" --rows-per-tx 1 --consumers 1 --prefix o \
-        --duration "$seconds" --pad 1000 >"$WORK/producer.out" &
-    local p=$!
+    background "$PRODUCER" --db "$DATABASE_URL" --rate "$rate" --rows-per-tx 1 --consumers 1 --prefix o \
+        --duration "$seconds" --pad 1000 >"$WORK/producer.out"
+    local p=$LAST_PID
     while kill -0 "$p" 2>/dev/null; do
         rss=$(rss_kib)
         [ "$rss" -gt "$max" ] && max=$rss
         q=$(sql "select pg_notification_queue_usage()")
         qmax=$(larger "$q" "$qmax")
-        probe=$(curl -s -o /dev/null -w '%{time_total}' --max-time 10 "http://127.0.0.1:$PORT/healthz" || echo 10)
+        probe=$(curl -s -o /dev/null -w '%{time_total}' --max-time 10 "$(piper_url "$SCENARIO" /healthz)" || echo 10)
         worst_probe=$(larger "$probe" "$worst_probe")
         sleep 0.5
     done
-    wait "$p"
+    wait "$p" || fail "the producer failed"
+    forget_pid "$p"
     d1=$(metric event_piper_events_delivered_total)
     t1=$(date +%s%N)
     result overload "offered" "$(produced rate) events/s (1.1 KB) x $sessions streams" "-"
@@ -596,7 +567,7 @@ overload() {
     result overload "listener reconnects (a stalled loop misses its ping deadline)" \
         "$(metric event_piper_listener_reconnects_total)" "0"
     stop_clients
-    piper_stop
+    service_stop
 }
 
 # ---- main -------------------------------------------------------------------
@@ -604,8 +575,9 @@ overload() {
 scenarios=("$@")
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(fanout nchan nodejs memory latency replay ingest overload)
 for s in "${scenarios[@]}"; do
-    case "$s" in fanout | nchan | nodejs | memory | latency | replay | ingest | overload) ;; *) die "unknown scenario $s" ;; esac
-    say "---- $s"
+    case "$s" in fanout | nchan | nodejs | memory | latency | replay | ingest | overload) ;; *) fail "unknown scenario $s" ;; esac
+    log "---- $s"
+    SCENARIO=$s
     sql "truncate events" >/dev/null
     rm -f "$WORK"/producer*.out # produced() reads this scenario's only
     "$s"

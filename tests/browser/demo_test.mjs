@@ -56,6 +56,14 @@ async function waitForIds(page, ids, what) {
   }
 }
 
+// Resolves once check() is true, polling every 20 ms; throws what after ms.
+async function waitUntil(check, ms, what) {
+  for (const deadline = Date.now() + ms; !check(); ) {
+    if (Date.now() > deadline) throw new Error(what);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 async function state(page) {
   return page.textContent("#state");
 }
@@ -70,6 +78,11 @@ async function main() {
   const streamRequests = [];
   page.on("request", async (req) => {
     if (new URL(req.url()).pathname === "/events") streamRequests.push(await req.allHeaders());
+  });
+  // Stream requests that found no service: the page retrying by itself.
+  let refused = 0;
+  page.on("requestfailed", (req) => {
+    if (new URL(req.url()).pathname === "/events" && /ERR_CONNECTION_REFUSED/.test(req.failure()?.errorText ?? "")) refused++;
   });
 
   // 1. The page connects with the consumer id as a query parameter.
@@ -103,6 +116,10 @@ async function main() {
   await page.waitForFunction(() => document.querySelector("#state").textContent === "reconnecting", null, { timeout: 10000 });
   const meanwhile = insertRows("while the service was down", 6);
   say(`service down, page says "${await state(page)}", rows ${meanwhile} committed meanwhile`);
+  // The service comes back only once the page has retried against the
+  // closed port.
+  await waitUntil(() => refused > 0, 10000, "the page did not retry while the service was down");
+  say(`${refused} reconnect attempt(s) refused while the service was down`);
   await ask("start", "started");
   await waitForIds(page, meanwhile, "rows committed while the service was down");
   const after = insertRows("after the restart", 3);

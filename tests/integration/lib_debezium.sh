@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers for running the real Debezium Server 2.7.3 (tests/tools/debezium-server)
 # between a throwaway PostgreSQL and a real nats-server with JetStream. Sourced
 # after lib.sh by test_debezium.sh and tests/tools/debezium-capture.
@@ -11,6 +12,7 @@
 DEBEZIUM_TOOL="$ROOT/tests/tools/debezium-server"
 DEBEZIUM_EXAMPLE="$ROOT/examples/debezium/application.properties"
 NATS_EXAMPLE_CONF="$ROOT/examples/debezium/nats-server.conf"
+# shellcheck disable=SC2034 # used by tests/tools/debezium-capture
 NATS_CAPTURE="$ROOT/tests/tools/nats_capture.py"
 # Debezium Server 2.7's sink always names its stream so (stream-name is 3.5+).
 DEBEZIUM_STREAM=DebeziumStream
@@ -45,6 +47,7 @@ NATS_URL=""
 NATS_PID=""
 # nats_start [max_payload]: the example configuration (max_payload 8MB)
 # unless another bound is given; the same ports and store on every restart.
+# shellcheck disable=SC2120 # MAX_PAYLOAD is optional: most callers pass none
 nats_start() {
     if [ -z "$NATS_PORT" ]; then
         NATS_PORT=$(free_port)
@@ -139,8 +142,12 @@ debezium_wait_exit() {
         [ "$SECONDS" -lt "$deadline" ] || return 1
         sleep 0.1
     done
-    DEBEZIUM_EXIT=0
-    wait "$pid" 2>/dev/null || DEBEZIUM_EXIT=$?
+    # The test reads DEBEZIUM_EXIT after this returns.
+    # shellcheck disable=SC2034
+    {
+        DEBEZIUM_EXIT=0
+        wait "$pid" 2>/dev/null || DEBEZIUM_EXIT=$?
+    }
 }
 
 # debezium_stop NAME: SIGTERM (Debezium flushes its offsets and closes the

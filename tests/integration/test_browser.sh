@@ -5,7 +5,7 @@
 # the same port while rows are committed; the page's EventSource reconnects
 # with Last-Event-ID by itself and shows each of those rows exactly once.
 # Screenshots (desktop and phone) land in tests/artifacts/.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 
 command -v node >/dev/null || fail "node not found (.ci/install-deps test installs it)"
 [ -x /usr/bin/chromium ] || fail "/usr/bin/chromium not found (Debian package chromium)"
@@ -23,7 +23,7 @@ coproc BROWSER {
         PIPER_URL="http://127.0.0.1:$port" DATABASE_URL="$DATABASE_URL" ARTIFACTS="$ARTIFACTS" \
             exec node demo_test.mjs
 }
-browser_pid=$BROWSER_PID
+browser_pid=$! # the coprocess, also in BROWSER_PID
 BACKGROUND_PIDS+=("$browser_pid")
 exec {from_browser}<&"${BROWSER[0]}" {to_browser}>&"${BROWSER[1]}"
 
@@ -36,8 +36,7 @@ while read -r line <&"$from_browser"; do
             log "service killed"
             echo killed >&"$to_browser"
             ;;
-        start)
-            sleep 1 # the page keeps retrying against a closed port meanwhile
+        start) # asked once the page's retries met the closed port
             generation=$((generation + 1))
             piper_start "a$generation" PORT="$port" "${settings[@]}"
             piper_wait_ready "a$generation"
@@ -50,7 +49,9 @@ while read -r line <&"$from_browser"; do
 done
 status=0
 wait "$browser_pid" || status=$?
-[ "$status" = 0 ] && [ "$result" = ok ] || fail "the browser test failed (status $status, see above)"
+if [ "$status" != 0 ] || [ "$result" != ok ]; then
+    fail "the browser test failed (status $status, see above)"
+fi
 for shot in demo-page.png demo-page-phone.png; do
     [ -s "$ARTIFACTS/$shot" ] || fail "no screenshot $shot"
 done

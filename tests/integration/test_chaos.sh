@@ -4,7 +4,7 @@
 # random moments and resuming with their last id. At the end each stream's
 # concatenated output must equal its consumer's committed rows exactly: in id
 # order, nothing missing, nothing twice.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 
 WRITERS=8
 CONSUMERS=20
@@ -45,7 +45,7 @@ consumer_list=${consumer_list%,}
 background "$SSE_CLIENT" --port "$port" --consumers "$consumer_list" --sessions "$SESSIONS" \
     --last-event-id 0 --chaos 20:300 --retry-ms 5 --seed "$seed" --out "$WORK/streams" --quiet
 client=$LAST_PID
-wait_for "the streams" 10 sh -c "[ \$(grep -c 'session opened' '$(piper_log a)') -ge $SESSIONS ]"
+wait_log a 'msg="session opened"' 10 0 "$SESSIONS"
 
 writers=()
 for w in $(seq 1 "$WRITERS"); do

@@ -11,7 +11,7 @@
 # committed. Every client must reconnect by itself with Last-Event-ID and
 # end with exactly its consumer's rows after that id: same ids, types and
 # compact JSON data, in order, nothing twice.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 
 clients=(curl node java spring python go)
 

@@ -25,7 +25,7 @@
 #
 # Skips (exit 0, "SKIP") only when the distribution cannot be downloaded.
 # What this run saw (exit statuses, timings) is logged as "observed:" lines.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 source "$ROOT/tests/integration/lib_debezium.sh"
 
 SUBJECT=piper.public.events
@@ -34,7 +34,7 @@ command -v nats-server >/dev/null || fail "nats-server is not installed (make te
 # Debezium ignores properties it does not know, so a sink setting from a later
 # version (stream-name, 3.5) would be dropped without a word. These are all
 # the 2.7.3 sink reads (NatsJetStreamChangeConsumer.java).
-for key in $(sed -n 's/^debezium\.sink\.nats-jetstream\.\([^=]*\)=.*/\1/p' "$DEBEZIUM_EXAMPLE"); do
+sed -n 's/^debezium\.sink\.nats-jetstream\.\([^=]*\)=.*/\1/p' "$DEBEZIUM_EXAMPLE" | while read -r key; do
     case "$key" in
         url | create-stream | subjects | storage | auth.jwt | auth.seed | auth.user | auth.password | \
             auth.tls.keystore | auth.tls.keystore.password | auth.tls.password) ;;

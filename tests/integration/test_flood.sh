@@ -10,7 +10,7 @@
 # everything libpq had read, /healthz went unanswered for over 10 s, the
 # probe's deadline passed, and the reconnect's gap fill wrote whole pages to
 # all 5,000 streams at once (GBs of RSS).
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 
 SESSIONS=1000
 EVENTS=600
@@ -21,8 +21,7 @@ piper_wait_ready a
 background "$SSE_CLIENT" --port "$(piper_port a)" --consumer flood --sessions "$SESSIONS" \
     --count "$EVENTS" --timeout 300 --out "$WORK/streams" --quiet --source-ips 127.0.0.2-127.0.0.9
 client=$LAST_PID
-open_all() { [ "$(piper_metric a event_piper_sessions_open)" = "$SESSIONS" ]; }
-wait_for "$SESSIONS streams" 30 open_all
+wait_metric a event_piper_sessions_open = "$SESSIONS" 30
 
 # One transaction: all notifications arrive together.
 sql "insert into events (type, subscriber, payload)

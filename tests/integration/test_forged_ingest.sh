@@ -7,7 +7,7 @@
 # must not move, so a stream opened afterwards without Last-Event-ID still
 # receives the next real row; and the real row that later gets a forged id
 # arrives with its own content.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 
 pg_start
 sql "create role forger login; grant connect on database event_piper to forger" >/dev/null

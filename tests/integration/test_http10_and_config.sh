@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # An HTTP/1.0 client gets a close-delimited stream; settings are validated at
 # start-up with a one-line message naming the setting.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 
 # Invalid settings: exit status 2, one line naming the setting, no start.
 expect_invalid() { # NAME=value expected-fragment
@@ -42,5 +42,5 @@ wait_for "a heartbeat every second (flag won)" 3 grep -q '^: heartbeat' "$WORK/s
 # Ending the stream ends the HTTP/1.0 body: curl exits by itself.
 curl_pid=$LAST_PID
 piper_stop a
-wait_for "the HTTP/1.0 client to see the end" 5 sh -c "! kill -0 $curl_pid"
+wait_exit "$curl_pid" 5 "the HTTP/1.0 client to see the end"
 test_done

@@ -3,7 +3,7 @@
 # up as streams close; over-long headers are refused; at the descriptor
 # limit the listener pauses and resumes, and every client is served in the
 # end while the streams already open keep receiving.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 
 pg_start
 
@@ -13,8 +13,7 @@ piper_wait_ready capped
 background "$SSE_CLIENT" --port "$(piper_port capped)" --consumer full --sessions 3 \
     --count 1 --timeout 60 --quiet --out "$WORK/capped"
 capped_client=$LAST_PID
-wait_for "3 open streams" 10 sh -c \
-    "curl -s '$(piper_url capped /metrics)' | grep -q '^event_piper_sessions_open 3$'"
+wait_metric capped event_piper_sessions_open = 3 10
 
 curl -s -D "$WORK/h" -o "$WORK/body" -H 'X-Consumer-Id: late' "$(piper_url capped /events)"
 assert_eq "HTTP/1.1 503 Service Unavailable" "$(head -1 "$WORK/h" | tr -d '\r')" "status beyond MAX_SESSIONS"
@@ -26,8 +25,7 @@ curl -fs "$(piper_url capped /readyz)" >/dev/null || fail "/readyz refused at MA
 
 insert_event full e '{"n": 1}' >/dev/null
 wait "$capped_client" || fail "the 3 admitted streams did not get their event"
-wait_for "the streams to close" 10 sh -c \
-    "curl -s '$(piper_url capped /metrics)' | grep -q '^event_piper_sessions_open 0$'"
+wait_metric capped event_piper_sessions_open = 0 10 # the streams closed
 "$SSE_CLIENT" --port "$(piper_port capped)" --consumer full --last-event-id 0 --count 1 \
     --timeout 20 --quiet || fail "a stream was refused after the others closed"
 
@@ -57,10 +55,20 @@ piper_wait_ready fd
 background "$SSE_CLIENT" --port "$(piper_port fd)" --consumer many --sessions 60 --count 2 --close-when-done \
     --timeout 120 --quiet --out "$WORK/fd"
 fd_client=$LAST_PID
-wait_for "the listener to pause at the limit" 20 grep -q "accept failed; pausing" "$(piper_log fd)"
-while kill -0 "$fd_client" 2>/dev/null; do
+wait_log fd "accept failed; pausing" 20
+# A row at a time, each once the last one made progress: a stream received
+# it, or a stream waiting in the accept queue was let in (streams that got
+# their 2 events close and free descriptors). /metrics is no signal here: its
+# request would queue behind the streams.
+progress() {
+    echo $(($(cat "$WORK"/fd/*.events 2>/dev/null | wc -l) +
+        $(lines_matching "$(piper_log fd)" 0 'msg="session opened"')))
+}
+progressed() { exited "$fd_client" || [ "$(progress)" -gt "$1" ]; }
+while ! exited "$fd_client"; do
+    before=$(progress)
     insert_event many tick '{"t": 1}' >/dev/null
-    sleep 0.2
+    within 20 progressed "$before" || fail "no stream received a row or opened within 20 s (at $(progress))"
 done
 wait "$fd_client" || fail "not every stream was served after the descriptor limit"
 for i in $(seq 0 59); do

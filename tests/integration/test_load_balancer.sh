@@ -8,7 +8,7 @@
 # consumer's committed rows exactly; the PostgreSQL connections must be one
 # per live instance once replays are idle; the survivors' metrics, haproxy's
 # view and the clients' reconnect counts must agree.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 
 CONSUMERS=30
 CLIENTS=5                # sse-client processes
@@ -332,6 +332,5 @@ log "haproxy: $(hap_field "$victim" wretr) retries and $(hap_field "$victim" wre
 
 piper_stop p1
 piper_stop p3
-kill -TERM "$hap_pid"
-wait "$hap_pid" 2>/dev/null || true
+stop_quietly "$hap_pid"
 test_done

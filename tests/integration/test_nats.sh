@@ -19,7 +19,7 @@
 # without a word; neither is a bad message. Instance s checks
 # READY_MAX_INGEST_AGE_SECONDS: /readyz 503 with its reason when nothing
 # came for that long, 200 after a heartbeat.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 
 NATS_PUBLISH="$ROOT/build/tools/nats-publish"
 SUBJECT=piper.public.events
@@ -34,12 +34,9 @@ nats_start() {
         >>"$ARTIFACTS/$TEST_NAME.nats-server.log" 2>&1 &
     NATS_PID=$!
     BACKGROUND_PIDS+=("$NATS_PID")
-    wait_for "nats-server to listen" 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$NATS_PORT"
+    wait_port "$NATS_PORT" 10 "nats-server to listen"
 }
-nats_stop() {
-    kill -TERM "$NATS_PID"
-    wait "$NATS_PID" || true
-}
+nats_stop() { stop_quietly "$NATS_PID"; }
 publish() { # messages on stdin
     "$NATS_PUBLISH" --url "$NATS_URL" --subject "$SUBJECT" --timeout 30 "$@"
 }
@@ -104,7 +101,7 @@ mkdir -p "$WORK/fresh" "$WORK/resume"
 background "$SSE_CLIENT" --port "$port" --consumers c1,c2,c3,c4 --sessions 8 --count 30 \
     --timeout 30 --out "$WORK/fresh" 2>"$ARTIFACTS/$TEST_NAME.fresh.log"
 fresh=$LAST_PID
-wait_for "8 streams" 10 sh -c "[ \$(grep -c 'session opened' '$(piper_log a)') -ge 8 ]"
+wait_log a 'msg="session opened"' 10 0 8
 
 # Round 1, published twice (Debezium republishes after its own restarts),
 # with messages that make no event mixed in.
@@ -140,17 +137,19 @@ change_events 2 3 | sed 's/"op" : "c"/"op" : "d"/' | publish
 # nats-server restart mid-stream: rows committed meanwhile are published as
 # soon as it is back (the publisher retries), and must all arrive.
 nats_stop
-wait_for "/readyz 503 while NATS is down" 10 sh -c "[ \$(curl -s -o /dev/null -w '%{http_code}' '$(piper_url a /readyz)') = 503 ]"
+wait_http_status "$(piper_url a /readyz)" 503 10 "/readyz 503 while NATS is down"
 r2=$(insert_round 2 10)
 change_events "$r1" "$r2" >"$WORK/round2"
 # Not through background(): an asynchronous command's stdin would be /dev/null.
-"$NATS_PUBLISH" --url "$NATS_URL" --subject "$SUBJECT" --timeout 30 <"$WORK/round2" &
+"$NATS_PUBLISH" --url "$NATS_URL" --subject "$SUBJECT" --timeout 30 <"$WORK/round2" \
+    2>"$WORK/publisher.err" &
 publisher=$!
 BACKGROUND_PIDS+=("$publisher")
-sleep 0.5
+# NATS comes back once the publisher found it down and is retrying.
+wait_file_lines "$WORK/publisher.err" "no server at .*; retrying" 1 10 "the publisher to find NATS down"
 nats_start
-wait "$publisher" || fail "publishing during the restart failed"
-wait_for "/readyz 200 after NATS is back" 20 sh -c "[ \$(curl -s -o /dev/null -w '%{http_code}' '$(piper_url a /readyz)') = 200 ]"
+wait "$publisher" || { cat "$WORK/publisher.err" >&2; fail "publishing during the restart failed"; }
+wait_http_status "$(piper_url a /readyz)" 200 20 "/readyz 200 after NATS is back"
 kill -0 "$fresh" || fail "a stream ended during the NATS restart"
 # Heartbeats are read with a plain subscription: it must outlive the restart.
 piper_wait_ready w

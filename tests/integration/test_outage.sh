@@ -3,7 +3,7 @@
 # killed with SIGKILL (the whole cluster restarts) and a fast restart. Streams
 # stay open with heartbeats, /readyz says not ready meanwhile, and every row
 # committed while the listener was away arrives after it is back, once.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 
 pg_start
 # A slow first reconnect leaves a window in which rows commit unnotified.
@@ -21,31 +21,38 @@ clients=$LAST_PID
 background "$SSE_CLIENT" --port "$port" --consumer alpha --last-event-id 0 \
     --out "$WORK/s/resume" --quiet
 resumer=$LAST_PID
-wait_for "7 streams" 5 sh -c "[ \$(grep -c 'session opened' '$(piper_log a)') -ge 7 ]"
+wait_log a 'msg="session opened"' 5 0 7
 first=$(sql "select max(id) from events")
 
 listener_pid() {
     sql "select pid from pg_stat_activity where application_name = 'event-piper listener'"
 }
 
-# outage DESCRIPTION: runs the disruption given as the remaining arguments,
-# inserts rows while the listener is away, and waits for recovery.
+# outage DESCRIPTION POSTGRES DISRUPTION...: runs the disruption, inserts rows
+# while the listener is away, and waits for recovery. POSTGRES is "crash"
+# when the disruption makes the postmaster restart every backend (the rows
+# are then inserted once its log says it accepts connections again), "up"
+# when PostgreSQL is up when the disruption returns.
 round=0
 outage() {
-    local what=$1
-    shift
+    local what=$1 postgres=$2 pg_offset
+    shift 2
     round=$((round + 1))
+    pg_offset=$(pg_log_size)
     "$@"
-    wait_for "/readyz to say not ready ($what)" 10 sh -c "[ \$(curl -s -o /dev/null -w '%{http_code}' '$url/readyz') = 503 ]"
+    wait_http_status "$url/readyz" 503 10 "/readyz to say not ready ($what)"
+    if [ "$postgres" = crash ]; then
+        wait_pg_log "database system is ready to accept connections" 20 \
+            "PostgreSQL to restart its backends ($what)" "$pg_offset"
+    fi
     wait_for "PostgreSQL to accept queries" 20 psql "$DATABASE_URL" -X -q -t -A -c "select 1"
     local c i
     for i in 1 2 3; do
         for c in alpha beta gamma; do
-            sql "insert into events (type, subscriber, payload) values ('during', '$c', '{\"round\": $round, \"i\": $i}')" >/dev/null 2>&1 ||
-                { sleep 0.2; sql "insert into events (type, subscriber, payload) values ('during', '$c', '{\"round\": $round, \"i\": $i}')" >/dev/null; }
+            sql "insert into events (type, subscriber, payload) values ('during', '$c', '{\"round\": $round, \"i\": $i}')" >/dev/null
         done
     done
-    wait_for "/readyz to recover ($what)" 20 sh -c "[ \$(curl -s -o /dev/null -w '%{http_code}' '$url/readyz') = 200 ]"
+    wait_http_status "$url/readyz" 200 20 "/readyz to recover ($what)"
     for c in alpha beta gamma; do insert_event "$c" after "{\"round\": $round}" >/dev/null; done
     log "$what: recovered"
 }
@@ -55,9 +62,9 @@ terminate_listener() { sql "select pg_terminate_backend($(listener_pid))" >/dev/
 kill_listener() { kill -9 "$(listener_pid)"; }
 restart_postgres() { pg_restart; }
 
-outage "pg_terminate_backend of the listener" terminate_listener
-outage "kill -9 of the listener backend" kill_listener
-outage "pg_ctl restart -m fast" restart_postgres
+outage "pg_terminate_backend of the listener" up terminate_listener
+outage "kill -9 of the listener backend" crash kill_listener
+outage "pg_ctl restart -m fast" up restart_postgres
 
 for f in "$WORK"/s/fresh/*.events "$WORK/s/resume/0.events"; do
     wait_for "$(basename "$f") to catch up" 20 grep -q 'after	{"round":3}' "$f"

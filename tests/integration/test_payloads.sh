@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Payloads of every size arrive intact and compact, values untouched; a bad
 # row is logged and skipped while everyone keeps streaming.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 
 pg_start
 piper_start a
 piper_wait_ready a
 url=$(piper_url a /events)
 background curl -sN -o "$WORK/stream" "$url" -H "X-Consumer-Id: toto"
-wait_for "the stream" 5 grep -q "session opened" "$(piper_log a)"
+wait_log a 'msg="session opened"' 5
 
 # Values are kept exactly as PostgreSQL stores them: numeric precision,
 # unicode, escapes.
@@ -84,8 +84,16 @@ grep -q '^event: bad$' "$WORK/stream" && fail "a non-object payload was delivere
 grep -q 'reason=payload_not_object' "$(piper_log a)" || fail "the bad payload was not logged"
 grep -q 'reason=bad_type' "$(piper_log a)" || fail "the bad type was not logged"
 
-# Replay skips the same rows and delivers everything else.
-body=$(curl -sN --max-time 2 "$url" -H "X-Consumer-Id: toto" -H "Last-Event-ID: 0" || true)
+# Replay skips the same rows and delivers everything else. The stream is
+# read past its replay and the hand-over, up to a live row inserted once the
+# replay reached the last row.
+background curl -sN --max-time 30 "$url" -H "X-Consumer-Id: toto" -H "Last-Event-ID: 0" >"$WORK/replay"
+replay_stream=$LAST_PID
+wait_file_lines "$WORK/replay" '^event: after_bad$' 1 10 "the replay to reach the last row"
+insert_event toto after_replay '{}' >/dev/null
+wait_file_lines "$WORK/replay" '^event: after_replay$' 1 10 "the live row after the replay"
+stop_quietly "$replay_stream"
+body=$(cat "$WORK/replay")
 assert_contains "$body" "event: after_bad" "replay reaches the last row"
 assert_not_contains "$body" "event: bad" "replay skips the bad row"
 for size in 7999 8001 1048576; do

@@ -7,7 +7,7 @@
 # its rows while the storm is still replaying, and in the end every stream
 # holds exactly its consumer's rows, in order. The metrics must agree with
 # what the clients received.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 
 CONSUMERS=50
 ROWS_PER_CONSUMER=100
@@ -24,14 +24,14 @@ piper_start a REPLAY_POOL_SIZE=$POOL REPLAY_IDLE_SECONDS=1 HEARTBEAT_SECONDS=5
 piper_wait_ready a
 metric() { piper_metric a "$1"; }
 # Without the strict parse: the sampler below reads these every 50 ms.
-quick_metric() { curl -fs "$(piper_url a /metrics)" | awk -v n="$1" '$1 == n { print $2 }'; }
+quick_metric() { piper_metric_now a "$1"; }
 
 # ---- the live stream and the samplers --------------------------------------
 
 background "$SSE_CLIENT" --port "$(piper_port a)" --consumer live --out "$WORK/live" \
     2>"$ARTIFACTS/$TEST_NAME.live.log"
 live_pid=$LAST_PID
-wait_for "the live stream" 10 sh -c "[ \"\$(curl -fs '$(piper_url a /metrics)' | awk '\$1 == \"event_piper_sessions_open\" { print \$2 }')\" = 1 ]"
+wait_metric a event_piper_sessions_open = 1 10 # the live stream
 
 # Every 50 ms: pool connections open, lent, replays waiting, replays running.
 pool_samples="$WORK/pool.samples"
@@ -87,7 +87,8 @@ log "live row delivered in ${live_ms} ms with $jobs_left replays still running o
 [ "$jobs_left" -gt 0 ] || fail "the live row arrived only after every replay of the storm had finished"
 
 # Writers go on inserting while the storm replays: 10 transactions of 50
-# rows (one per consumer, in order) plus one for the live stream.
+# rows (one per consumer, in order) plus one for the live stream, each once
+# the live stream has the previous one's row.
 for t in $(seq 1 10); do
     sql "begin;
          insert into events (type, subscriber, payload)
@@ -95,7 +96,7 @@ for t in $(seq 1 10); do
              from generate_series(0, $((CONSUMERS - 1))) c order by c;
          insert into events (type, subscriber, payload) values ('live', 'live', '{\"t\": $t}');
          commit;" >/dev/null
-    sleep 0.05
+    wait_file_lines "$WORK/live/0.events" "	live	\\{\"t\":$t\\}\$" 1 30 "the live row of transaction $t"
 done
 
 # ---- every stream exact -----------------------------------------------------
@@ -175,8 +176,8 @@ assert_eq 0 "$(metric event_piper_sessions_closed_total)" "streams closed during
 
 kill -TERM "$storm_pid" "$live_pid"
 wait "$storm_pid" "$live_pid" || fail "a client exited with an error"
-gone() { [ "$(quick_metric event_piper_sessions_open)" = 0 ] && [ "$(quick_metric event_piper_replay_pool_connections)" = 0 ]; }
-wait_for "the streams to close and the pool to go idle" 20 gone
+wait_metric a event_piper_sessions_open = 0 20 # the streams closed
+wait_metric a event_piper_replay_pool_connections = 0 20 # the pool went idle
 only_listener() {
     [ "$(sql "select count(*) from pg_stat_activity where application_name like 'event-piper%'")" = 1 ]
 }

@@ -3,7 +3,7 @@
 # with no gap and no duplicate at the hand-over, even while writers keep
 # inserting during the replay. Replay pages run on a small bounded pool that
 # is returned between pages and closes when idle, leaving one connection.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 
 pg_start
 piper_start a REPLAY_PAGE_ROWS=7 REPLAY_POOL_SIZE=2 REPLAY_IDLE_SECONDS=1
@@ -54,9 +54,12 @@ for w in $(seq 1 8); do
     background writer "w$w" "$subscriber" 150
     writers+=("$LAST_PID")
 done
-# More sessions join while the writers run, each resuming from a recent id.
+# More sessions join while the writers run, each resuming from a recent id:
+# one after each further 100 of the writers' 1,200 rows.
+rows_at_least() { [ "$(sql "select count(*) from events")" -ge "$1" ]; }
+rows=$(sql "select count(*) from events")
 for n in 1 2 3; do
-    sleep 0.3
+    wait_for "the writers' next 100 rows" 20 rows_at_least $((rows + 100 * n))
     s=$(sql "select coalesce(max(id), 0) - 20 from events where subscriber = 'toto'")
     starts+=("$s")
     background "$SSE_CLIENT" --port "$port" --consumer toto --last-event-id "$s" \
@@ -79,10 +82,12 @@ for s in "${starts[@]}"; do
 done
 log "hand-over exact for ${#starts[@]} sessions over $(ids_of toto 0 "$marker" | wc -l) rows"
 
-# 3. A Last-Event-ID past the end: nothing replayed, live events follow.
+# 3. A Last-Event-ID past the end: nothing replayed, live events follow. The
+#    row is inserted once the service has moved the stream to the newest id.
+offset=$(log_size a)
 background "$SSE_CLIENT" --port "$port" --consumer toto --last-event-id 999999 \
     --count 1 --quiet --out "$WORK/future"
-sleep 0.5
+wait_log a 'msg="Last-Event-ID is beyond the newest event.*last_event_id=999999' 10 "$offset"
 late=$(insert_event toto late '{"x": 1}')
 wait_for "the live event after an empty replay" 5 grep -q "^$late	" "$WORK/future/0.events"
 assert_eq "$late" "$(received "$WORK/future/0.events")" "only the live event"
@@ -97,17 +102,21 @@ for n in $(seq 1 20); do
         --until-id "$late" --quiet --out "$WORK/pool$n"
     pids+=("$LAST_PID")
 done
+# Sampled until every replay has reached the last row.
 peak=0
-for n in $(seq 1 30); do
+sample_until_replayed() {
+    local c n
     c=$(count_connections)
     [ "$c" -gt "$peak" ] && peak=$c
-    sleep 0.05
-done
+    for n in $(seq 1 20); do grep -q "^$late	" "$WORK/pool$n/0.events" 2>/dev/null || return 1; done
+}
+within 20 sample_until_replayed || true # the waits below name a replay that did not finish
 [ "$peak" -le 3 ] || fail "$peak connections seen with REPLAY_POOL_SIZE=2"
 for n in $(seq 1 20); do
     wait_for "pooled replay $n" 20 grep -q "^$late	" "$WORK/pool$n/0.events"
 done
-wait_for "idle replay connections to close" 10 sh -c "[ \$(psql '$DATABASE_URL' -X -t -A -c \"select count(*) from pg_stat_activity where application_name like 'event-piper%'\") = 1 ]"
+only_listener() { [ "$(count_connections)" = 1 ]; }
+wait_for "idle replay connections to close" 10 only_listener
 assert_eq "event-piper listener" "$(sql "select application_name from pg_stat_activity where application_name like 'event-piper%'")" "the one remaining connection"
 piper_stop a
 test_done

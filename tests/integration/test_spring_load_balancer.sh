@@ -8,7 +8,7 @@
 # with the last id it printed and end with exactly its consumer's rows after
 # its starting id: same ids, types and compact JSON data, in order, nothing
 # twice.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 
 HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 [ -x "$HAPROXY" ] || fail "haproxy not found (Debian package haproxy; .ci/install-deps test installs it)"

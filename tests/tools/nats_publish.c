@@ -80,11 +80,16 @@ static bool connect_to(struct publisher *p)
         s = natsOptions_SetMaxReconnect(opts, -1);
     if (s == NATS_OK)
         s = natsOptions_SetReconnectWait(opts, 100);
-    /* The server may be restarting: wait for it (bounded by the test). */
-    if (s == NATS_OK)
-        s = natsOptions_SetRetryOnFailedConnect(opts, true, NULL, NULL);
     if (s == NATS_OK)
         s = natsConnection_Connect(&p->conn, opts);
+    /* The server may be restarting: say so (a test waits for this line before
+     * it starts the server), then wait for it (bounded by the test). */
+    if (s == NATS_NO_SERVER) {
+        fprintf(stderr, "nats-publish: no server at %s yet; retrying\n", p->url);
+        s = natsOptions_SetRetryOnFailedConnect(opts, true, NULL, NULL);
+        if (s == NATS_OK)
+            s = natsConnection_Connect(&p->conn, opts);
+    }
     if (s == NATS_OK)
         s = natsConnection_JetStream(&p->js, p->conn, NULL);
     natsOptions_Destroy(opts);
