@@ -108,6 +108,8 @@ static void service_gauges(void *arg, struct metrics_gauges *g)
     g->replay_pool_open = pool.open;
     g->replay_pool_in_use = pool.in_use;
     g->replay_pool_waiting = pool.waiting;
+    g->replay_budget_bytes = replay_budget_used(svc->replay);
+    g->replay_budget_waiting = replay_budget_waiting(svc->replay);
     g->ingest_connected = ingest_live(svc) ? 1 : 0;
     g->ingest_backlog = svc->nats != NULL       ? nats_ingest_backlog(svc->nats)
                         : svc->listener != NULL ? pg_listener_backlog(svc->listener)
@@ -260,6 +262,7 @@ static bool service_start(struct service *svc)
     struct replay_options replay_options = {
         .page_rows = (size_t)cfg->replay_page_rows,
         .page_bytes = (size_t)cfg->replay_page_bytes,
+        .budget_bytes = (size_t)cfg->replay_buffer_bytes,
         .retry_min_ms = (int)cfg->pg_reconnect_min_ms,
         .retry_max_ms = (int)cfg->pg_reconnect_max_ms,
     };
@@ -276,6 +279,7 @@ static bool service_start(struct service *svc)
         .soft_bytes = (size_t)cfg->session_buffer_soft_bytes,
         .soft_seconds = (int)cfg->session_buffer_soft_seconds,
         .hard_bytes = (size_t)cfg->session_buffer_hard_bytes,
+        .write_timeout_seconds = (int)cfg->write_timeout_seconds,
     };
     svc->sessions = sessions_new(svc->base, svc->hub, svc->replay, &session_settings);
     if (svc->sessions == NULL)

@@ -31,6 +31,12 @@
  * position; it is set when the ingest first comes up. */
 #define HUB_CURSOR_UNSET INT64_C(-1)
 
+/* A member's pending output at or below this counts as drained: its writer
+ * says so (session_sink_drained), and a replay reads its next page. Large
+ * enough that the socket still has bytes to send while the next page is
+ * read, small enough to bound what a stream buffers beyond one page. */
+#define HUB_LOW_WATERMARK (256 * 1024)
+
 struct hub;
 struct hub_consumer;
 struct hub_member;

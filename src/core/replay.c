@@ -1,16 +1,13 @@
 /*
- * Replay jobs.
- *
- * A job cycles WAITING (queued for a pool connection) -> QUERYING (one page
- * query; the connection goes back to the pool as soon as the result is in)
- * -> DRAINING (members are writing the page out) -> WAITING again, until a
- * short page allows the hand-over described in replay.h. Query failures back
- * off (BACKOFF) and retry from the same position, so a PostgreSQL restart
- * only delays a replay.
+ * Replay jobs (the states are drawn in replay.h).
  *
  * Members leave a job at any time (their stream closed). A job whose last
  * member left while a query is in flight is marked abandoned and freed when
  * the result arrives, since the result callback still refers to it.
+ *
+ * The budget is a counter and a FIFO of jobs waiting for it; grants are
+ * made from a loop event, never from inside the call that returned budget,
+ * so no job advances in the middle of another's bookkeeping.
  */
 #include "core/replay.h"
 
@@ -19,13 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "util/backoff.h"
 #include "core/event_row.h"
+#include "ingest/notification.h"
 #include "ops/log.h"
 #include "ops/metrics.h"
-#include "ingest/notification.h"
+#include "util/backoff.h"
+#include "util/number.h"
 
 const char replay_prepare_sql[] =
     "PREPARE piper_replay_page(text, bigint, integer) AS " EVENT_ROW_REPLAY_SELECT
@@ -35,25 +32,38 @@ const char replay_prepare_sql[] =
 
 enum { FIRST_PAGE_ROWS = 16, PAGE_GROWTH = 8 };
 
-enum job_state { JOB_WAITING, JOB_QUERYING, JOB_DRAINING, JOB_BACKOFF };
+enum job_state {
+    JOB_WAITING_BUDGET,
+    JOB_WAITING_CONN,
+    JOB_QUERYING,
+    JOB_DRAINING,
+    JOB_BACKOFF,
+    JOB_STATE_COUNT
+};
+
+static const char *const job_state_names[JOB_STATE_COUNT] = {"waiting_budget", "waiting_conn",
+                                                             "querying", "draining", "backoff"};
+
+/* allowed[from][to] */
+static const bool job_allowed[JOB_STATE_COUNT][JOB_STATE_COUNT] = {
+    [JOB_WAITING_BUDGET] = {[JOB_WAITING_CONN] = true},
+    [JOB_WAITING_CONN] = {[JOB_QUERYING] = true, [JOB_BACKOFF] = true},
+    [JOB_QUERYING] = {[JOB_DRAINING] = true, [JOB_BACKOFF] = true, [JOB_WAITING_BUDGET] = true},
+    [JOB_DRAINING] = {[JOB_WAITING_BUDGET] = true},
+    [JOB_BACKOFF] = {[JOB_WAITING_BUDGET] = true},
+};
 
 struct replay_job {
     struct replay *r;
-    struct list_node link; /* in r->jobs */
+    struct list_node link;        /* in r->jobs */
+    struct list_node budget_link; /* in r->budget_waiters while WAITING_BUDGET */
     struct list_node targets;
     size_t target_count;
-    size_t awaiting; /* targets whose output has not drained yet */
+    size_t awaiting; /* targets above the low watermark */
     enum job_state state;
     bool abandoned;
-    bool query_in_flight; /* a page query runs on a pool connection */
-    /* The next page is read while the members drain this one, so the
-     * database and the clients work at the same time. At most one page
-     * waits here: memory stays bounded by the page size. */
-    bool prefetching;
-    bool prefetched;
-    struct frame **ready; /* owned, with one reference per frame */
-    size_t ready_count;
-    bool ready_was_full;
+    bool query_in_flight; /* a query runs on a pool connection */
+    size_t reserved;      /* budget held for the page being read or drained */
     bool page_was_full;
     bool read_any;    /* a page of this job has returned rows */
     int64_t position; /* highest id read so far */
@@ -72,15 +82,67 @@ struct replay {
     struct replay_options options;
     struct list_node jobs;
     size_t job_count;
+    size_t budget_used;
+    size_t budget_waiting;
+    struct list_node budget_waiters;
+    struct event *grant_ev;
 };
 
 static void job_next_page(struct replay_job *job);
 static void job_drained(struct replay_job *job);
 
+static void job_enter(struct replay_job *job, enum job_state to)
+{
+    if (!job_allowed[job->state][to]) {
+        log_error("replay: impossible transition", "consumer=%s from=%s to=%s", job->consumer_id,
+                  job_state_names[job->state], job_state_names[to]);
+        abort();
+    }
+    job->state = to;
+}
+
 static struct hub_member *target_member(struct list_node *n)
 {
     return container_of(n, struct hub_member, catchup.link);
 }
+
+/* ---- the budget ---- */
+
+static void budget_release(struct replay_job *job)
+{
+    struct replay *r = job->r;
+    if (job->reserved == 0)
+        return;
+    r->budget_used -= job->reserved;
+    job->reserved = 0;
+    if (!list_empty(&r->budget_waiters))
+        event_active(r->grant_ev, EV_TIMEOUT, 1);
+}
+
+/* A job may always have one page: a budget smaller than a page would
+ * otherwise stop every replay. */
+static bool budget_fits(const struct replay *r)
+{
+    return r->budget_used == 0 || r->budget_used + r->options.page_bytes <= r->options.budget_bytes;
+}
+
+static void on_grant(evutil_socket_t fd, short what, void *arg)
+{
+    struct replay *r = arg;
+    (void)fd;
+    (void)what;
+    while (!list_empty(&r->budget_waiters) && budget_fits(r)) {
+        struct replay_job *job =
+            container_of(list_pop(&r->budget_waiters), struct replay_job, budget_link);
+        r->budget_waiting--;
+        job->reserved = r->options.page_bytes;
+        r->budget_used += job->reserved;
+        job_enter(job, JOB_WAITING_CONN);
+        pg_pool_acquire(r->pool, &job->waiter);
+    }
+}
+
+/* ---- jobs ---- */
 
 static struct replay_job *job_new(struct replay *r, const char *consumer_id, int64_t position)
 {
@@ -89,7 +151,9 @@ static struct replay_job *job_new(struct replay *r, const char *consumer_id, int
     if (job == NULL)
         return NULL;
     job->r = r;
+    job->state = JOB_WAITING_BUDGET;
     list_init(&job->targets);
+    list_init(&job->budget_link);
     job->position = position;
     /* Row sizes are unknown until the first page comes back: start small so
      * a history of large rows cannot make the first page huge. */
@@ -123,20 +187,17 @@ static void job_detach(struct replay_job *job, struct hub_member *m)
     job->target_count--;
 }
 
-static void drop_frames(struct frame **frames, size_t count)
-{
-    for (size_t i = 0; i < count; i++)
-        frame_unref(frames[i]);
-    free(frames);
-}
-
 /* Frees the job; its members must be detached. Never called while a query
  * of the job is in flight (see abandoned). */
 static void job_free(struct replay_job *job)
 {
     struct replay *r = job->r;
     pg_pool_cancel(r->pool, &job->waiter);
-    drop_frames(job->ready, job->ready_count);
+    if (list_node_linked(&job->budget_link)) {
+        list_remove(&job->budget_link);
+        r->budget_waiting--;
+    }
+    budget_release(job);
     if (job->retry_ev != NULL)
         event_free(job->retry_ev);
     list_remove(&job->link);
@@ -160,6 +221,8 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 static void job_retry_later(struct replay_job *job)
 {
     struct timeval tv;
+    job_enter(job, JOB_BACKOFF);
+    budget_release(job);
     if (job->retry_ev == NULL)
         job->retry_ev = evtimer_new(job->r->base, on_retry, job);
     if (job->retry_ev == NULL) {
@@ -167,7 +230,6 @@ static void job_retry_later(struct replay_job *job)
         return;
     }
     backoff_next_tv(&job->backoff, &tv);
-    job->state = JOB_BACKOFF;
     evtimer_add(job->retry_ev, &tv);
 }
 
@@ -178,6 +240,8 @@ static void job_finish_or_continue(struct replay_job *job)
     bool overflowed = false;
     for (struct list_node *n = job->targets.next; n != &job->targets; n = n->next)
         overflowed |= target_member(n)->held_overflowed;
+    if (overflowed)
+        metrics.held_overflows++;
 
     if (live != 0 && live == job->query_generation && !overflowed) {
         while (!list_empty(&job->targets)) {
@@ -197,14 +261,6 @@ static void job_finish_or_continue(struct replay_job *job)
     job_free(job);
 }
 
-static void job_page_done(struct replay_job *job)
-{
-    if (job->page_was_full)
-        job_next_page(job);
-    else
-        job_finish_or_continue(job);
-}
-
 /* Adapts the next page's row limit so a page is about page_bytes. */
 static void job_resize_page(struct replay_job *job, size_t rows, size_t bytes)
 {
@@ -219,13 +275,6 @@ static void job_resize_page(struct replay_job *job, size_t rows, size_t bytes)
     if (limit > job->page_limit * PAGE_GROWTH)
         limit = job->page_limit * PAGE_GROWTH;
     job->page_limit = limit < 1 ? 1 : (limit > max_rows ? max_rows : limit);
-}
-
-/* Room for one frame per row of a page; NULL only when out of memory. */
-static struct frame **page_frames_new(const PGresult *res)
-{
-    int rows = PQntuples(res);
-    return malloc((size_t)(rows > 0 ? rows : 1) * sizeof(struct frame *));
 }
 
 /* Moves the job past a page (rows come in id order, so the last id is the
@@ -272,65 +321,52 @@ static size_t job_fill_frames(struct replay_job *job, const PGresult *res, struc
     return count;
 }
 
-/* A read-ahead query is running, or its page waits, while the members still
- * drain the page before it. */
-static bool reading_ahead(const struct replay_job *job)
+static void drop_frames(struct frame **frames, size_t count)
 {
-    return job->prefetching && job->state == JOB_DRAINING;
+    for (size_t i = 0; i < count; i++)
+        frame_unref(frames[i]);
+    free(frames);
 }
 
-/* Asks for the page after the job's position while the current one is
- * still being turned into frames and written: the database then works
- * while this process and the clients do, instead of waiting for them. */
-static void job_read_ahead(struct replay_job *job)
+/* Writes a page to the members and waits for them to drain it. */
+static void job_deliver_page(struct replay_job *job, const PGresult *res)
 {
-    job->prefetching = true;
-    job->state = JOB_DRAINING;
-    job_next_page(job);
-}
-
-/* Writes a page to the members (taking over frames). After a full page the
- * next one is read (if that is not already under way) while the members
- * drain this one. */
-static void job_deliver_page(struct replay_job *job, struct frame **frames, size_t count, bool full)
-{
-    job->page_was_full = full;
-    if (full && !job->prefetching)
-        job_read_ahead(job);
+    int rows = PQntuples(res);
+    struct frame **frames = malloc((size_t)(rows > 0 ? rows : 1) * sizeof(*frames));
+    if (frames == NULL) {
+        log_error("replay page dropped: out of memory", "consumer=%s rows=%d", job->consumer_id,
+                  rows);
+        job_retry_later(job);
+        return;
+    }
+    if (rows > 0)
+        job->read_any = true;
+    job->page_was_full = job_account_page(job, res);
+    size_t count = job_fill_frames(job, res, frames);
+    job_enter(job, JOB_DRAINING);
     for (struct list_node *n = job->targets.next; n != &job->targets; n = n->next) {
         struct hub_member *m = target_member(n);
         hub_member_deliver(m, frames, count);
-        if (m->ops->pending(m) > 0) {
+        if (m->ops->pending(m) > HUB_LOW_WATERMARK) {
             m->catchup.awaiting_drain = true;
             job->awaiting++;
         }
     }
     drop_frames(frames, count);
-
     backoff_reset(&job->backoff);
-    job->state = JOB_DRAINING;
     if (job->awaiting == 0)
         job_drained(job);
 }
 
-/* Every member has drained the last page: write the page read meanwhile,
- * wait for it, or go on as after any page. */
+/* Every member is at or below the low watermark: the page's budget goes
+ * back, and the job reads on or finishes. */
 static void job_drained(struct replay_job *job)
 {
-    if (!job->prefetching) {
-        job_page_done(job);
-        return;
-    }
-    if (!job->prefetched) {
-        job->state = JOB_QUERYING; /* on_page writes it when it comes */
-        return;
-    }
-    struct frame **frames = job->ready;
-    size_t count = job->ready_count;
-    job->ready = NULL;
-    job->ready_count = 0;
-    job->prefetching = job->prefetched = false;
-    job_deliver_page(job, frames, count, job->ready_was_full);
+    budget_release(job);
+    if (job->page_was_full)
+        job_next_page(job);
+    else
+        job_finish_or_continue(job);
 }
 
 static bool query_failed(struct replay_job *job, const PGresult *res)
@@ -350,6 +386,7 @@ static bool query_failed(struct replay_job *job, const PGresult *res)
 static void on_newest(struct pg_conn *conn, const PGresult *res, void *arg)
 {
     struct replay_job *job = arg;
+    int64_t newest = 0;
     pg_pool_release(job->r->pool, conn);
     job->query_in_flight = false;
     if (job->abandoned) {
@@ -358,7 +395,12 @@ static void on_newest(struct pg_conn *conn, const PGresult *res, void *arg)
     }
     if (query_failed(job, res))
         return;
-    int64_t newest = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    if (!parse_int64(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), 0, INT64_MAX,
+                     &newest)) {
+        log_error("replay: unreadable newest id", "consumer=%s", job->consumer_id);
+        job_retry_later(job);
+        return;
+    }
     for (struct list_node *n = job->targets.next; n != &job->targets; n = n->next) {
         struct hub_member *m = target_member(n);
         if (m->cursor <= newest)
@@ -371,7 +413,8 @@ static void on_newest(struct pg_conn *conn, const PGresult *res, void *arg)
     if (job->position > newest)
         job->position = newest;
     job->page_was_full = false;
-    job_page_done(job);
+    job_enter(job, JOB_DRAINING);
+    job_drained(job);
 }
 
 static void on_page(struct pg_conn *conn, const PGresult *res, void *arg)
@@ -389,38 +432,9 @@ static void on_page(struct pg_conn *conn, const PGresult *res, void *arg)
         job_free(job);
         return;
     }
-    if (reading_ahead(job)) {
-        /* Keep the page for when the members have drained, or forget it
-         * on failure: the drain then reads it again (the page being
-         * drained was full, so job_page_done asks for the next one). */
-        struct frame **frames = NULL;
-        if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK ||
-            (frames = page_frames_new(res)) == NULL) {
-            job->prefetching = false;
-            return;
-        }
-        job->ready_was_full = job_account_page(job, res);
-        job->ready = frames;
-        job->ready_count = job_fill_frames(job, res, frames);
-        job->prefetched = true;
-        return;
-    }
-    job->prefetching = false;
     if (query_failed(job, res))
         return;
-    struct frame **frames = page_frames_new(res);
-    if (frames == NULL) {
-        log_error("replay page dropped: out of memory", "consumer=%s rows=%d", job->consumer_id,
-                  PQntuples(res));
-        job_retry_later(job);
-        return;
-    }
-    if (PQntuples(res) > 0)
-        job->read_any = true;
-    bool full = job_account_page(job, res);
-    if (full)
-        job_read_ahead(job);
-    job_deliver_page(job, frames, job_fill_frames(job, res, frames), full);
+    job_deliver_page(job, res);
 }
 
 static void on_granted(struct pg_pool_waiter *w, struct pg_conn *conn)
@@ -436,27 +450,23 @@ static void on_granted(struct pg_pool_waiter *w, struct pg_conn *conn)
         target_member(n)->held_overflowed = false;
     if (!pg_conn_execute(conn, "piper_replay_page", 3, params, on_page, job)) {
         pg_pool_release(job->r->pool, conn);
-        if (reading_ahead(job)) {
-            job->prefetching = false; /* the drain reads the page instead */
-            return;
-        }
-        job->prefetching = false;
         job_retry_later(job);
         return;
     }
     job->query_in_flight = true;
-    if (!reading_ahead(job))
-        job->state = JOB_QUERYING;
+    job_enter(job, JOB_QUERYING);
 }
 
-/* Asks the pool for a connection to read the next page. A read-ahead
- * (prefetching) keeps the job DRAINING meanwhile. */
+/* Queues the job for budget, then for a pool connection. */
 static void job_next_page(struct replay_job *job)
 {
-    if (!job->prefetching)
-        job->state = JOB_WAITING;
+    struct replay *r = job->r;
+    if (job->state != JOB_WAITING_BUDGET)
+        job_enter(job, JOB_WAITING_BUDGET);
     job->waiter.granted = on_granted;
-    pg_pool_acquire(job->r->pool, &job->waiter);
+    list_append(&r->budget_waiters, &job->budget_link);
+    r->budget_waiting++;
+    event_active(r->grant_ev, EV_TIMEOUT, 1);
 }
 
 struct replay *replay_new(struct event_base *base, struct hub *hub, struct pg_pool *pool,
@@ -470,6 +480,12 @@ struct replay *replay_new(struct event_base *base, struct hub *hub, struct pg_po
     r->pool = pool;
     r->options = *options;
     list_init(&r->jobs);
+    list_init(&r->budget_waiters);
+    r->grant_ev = event_new(base, -1, 0, on_grant, r);
+    if (r->grant_ev == NULL) {
+        free(r);
+        return NULL;
+    }
     return r;
 }
 
@@ -482,6 +498,7 @@ void replay_free(struct replay *r)
         job_detach_all(job);
         job_free(job);
     }
+    event_free(r->grant_ev);
     free(r);
 }
 
@@ -567,4 +584,14 @@ void replay_resync(struct hub *hub, bool gap_fill, void *arg)
 size_t replay_active_jobs(const struct replay *r)
 {
     return r->job_count;
+}
+
+size_t replay_budget_used(const struct replay *r)
+{
+    return r->budget_used;
+}
+
+size_t replay_budget_waiting(const struct replay *r)
+{
+    return r->budget_waiting;
 }

@@ -6,8 +6,25 @@
  * Last-Event-ID request; all of a consumer's streams for the gap fill after
  * the ingest reconnects, so that costs one query per consumer). It reads
  * keyset pages (subscriber = $1 AND id > $2 ORDER BY id LIMIT $3), borrowing
- * a pool connection for each page only, writes each page to its members, and
- * asks for the next page only when every member's output has drained.
+ * a pool connection for each page only, and writes each page to its members.
+ *
+ * Job states and transitions (job_enter() refuses any other):
+ *
+ *        +--> WAITING_BUDGET --budget--> WAITING_CONN --connection--> QUERYING
+ *        |                                    |                        |  |
+ *        |                                    +--send failed--+        |  | page written
+ *        +---- BACKOFF <--------- query failed ----------------+-------+  v
+ *        +------------------------------------------------ DRAINING <-----+
+ *   (members below the low watermark)        short page: hand-over, park or read again
+ *
+ * Memory is bounded per stream and in total. A job reads its next page only
+ * when every member's pending output is at or below HUB_LOW_WATERMARK
+ * (the socket still has bytes to send meanwhile, so the database and the
+ * client work at the same time), and only after reserving page_bytes of the
+ * replay budget (REPLAY_BUFFER_BYTES across all jobs, first come first
+ * served); the reservation is returned once the members have drained the
+ * page. A stream whose client takes nothing is cut by the session's
+ * no-progress timeout (WRITE_TIMEOUT_SECONDS), which returns its share.
  *
  * Hand-over: after a short page, members go live (releasing the live events
  * they held) only if the ingest was live when that page's query started and
@@ -31,9 +48,10 @@
 struct replay;
 
 struct replay_options {
-    size_t page_rows;  /* most rows per page */
-    size_t page_bytes; /* pages shrink to about this many bytes */
-    int retry_min_ms;  /* back-off after a failed page query */
+    size_t page_rows;    /* most rows per page */
+    size_t page_bytes;   /* pages shrink to about this many bytes */
+    size_t budget_bytes; /* replay pages buffered at once, all jobs together */
+    int retry_min_ms;    /* back-off after a failed page query */
     int retry_max_ms;
 };
 
@@ -48,7 +66,8 @@ void replay_free(struct replay *r);
 /* Starts catching up a member that joined the hub CATCHING_UP. */
 void replay_catch_up(struct replay *r, struct hub_member *m);
 
-/* The member's output has drained (it may be waited on by its job). */
+/* The member's pending output fell to HUB_LOW_WATERMARK or below (its job
+ * may be waiting for that). */
 void replay_member_drained(struct hub_member *m);
 
 /* The member is going away: detach it from its job, if any. */
@@ -58,5 +77,8 @@ void replay_member_leave(struct hub_member *m);
 void replay_resync(struct hub *hub, bool gap_fill, void *arg);
 
 size_t replay_active_jobs(const struct replay *r);
+/* Bytes of the budget reserved now, and jobs waiting for budget. */
+size_t replay_budget_used(const struct replay *r);
+size_t replay_budget_waiting(const struct replay *r);
 
 #endif

@@ -37,7 +37,9 @@ struct session {
     struct list_node soft_link;  /* all->over_soft while above the soft limit */
     uint64_t id;
     enum session_state state;
-    int64_t soft_since_ms; /* monotonic; 0 while at or below the soft limit */
+    int64_t soft_since_ms;  /* monotonic; 0 while at or below the soft limit */
+    int64_t stall_since_ms; /* monotonic; 0 while the client takes bytes */
+    uint64_t last_taken;
     struct timeval opened_at;
     struct event *expiry_ev; /* only for streams opened with an expiring credential */
     struct session_params params;
@@ -235,6 +237,29 @@ static void member_write(struct hub_member *m, struct frame *const *frames, size
         limits_note_write(s);
 }
 
+/* Pending output of which the client took nothing since the last visit
+ * (every heartbeat_seconds) starts the no-progress clock; the stream is cut
+ * once that lasts write_timeout_seconds. Returns false when it closes. */
+static bool progress_check(struct session *s, int64_t now_ms)
+{
+    uint64_t taken = s->sink->ops->taken(s->sink);
+    if (output_pending(s) == 0 || taken != s->last_taken) {
+        s->last_taken = taken;
+        s->stall_since_ms = 0;
+        return true;
+    }
+    if (s->stall_since_ms == 0) {
+        s->stall_since_ms = now_ms;
+        return true;
+    }
+    if (now_ms - s->stall_since_ms < (int64_t)s->all->settings.write_timeout_seconds * 1000)
+        return true;
+    log_warn("slow consumer took nothing", "session=%" PRIu64 " pending=%zu seconds=%.3f", s->id,
+             output_pending(s), (double)(now_ms - s->stall_since_ms) / 1000.0);
+    session_abort(s, CLOSE_SLOW_CONSUMER);
+    return false;
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct sessions *all = arg;
@@ -248,7 +273,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     for (struct list_node *n = slot->next, *next; n != slot; n = next) {
         next = n->next;
         struct session *s = container_of(n, struct session, wheel_link);
-        if (s->state == SESSION_OPEN && limits_allow_write(s, now)) {
+        if (s->state == SESSION_OPEN && progress_check(s, now) && limits_allow_write(s, now)) {
             s->sink->ops->heartbeat(s->sink, unix_time);
             limits_note_write(s);
         }

@@ -25,10 +25,11 @@
  * member disappear under them.
  *
  * Slow consumers: pending output (written, not yet taken by the client)
- * above hard_bytes, or above soft_bytes for soft_seconds, aborts the stream;
- * the transport also aborts a stream whose client takes nothing for
- * WRITE_TIMEOUT_SECONDS. The client resumes with Last-Event-ID and loses
- * nothing, and nobody else waits.
+ * above hard_bytes, or above soft_bytes for soft_seconds, aborts the stream,
+ * and so does pending output of which the client takes nothing for
+ * write_timeout_seconds (checked at each heartbeat, so during a replay too,
+ * and per stream on a shared HTTP/2 connection). The client resumes with
+ * Last-Event-ID and loses nothing, and nobody else waits.
  */
 #ifndef PIPER_SESSION_H
 #define PIPER_SESSION_H
@@ -56,8 +57,10 @@ struct session_sink_ops {
     /* Events, in increasing id order. */
     void (*write_frames)(struct session_sink *sink, struct frame *const *frames, size_t count);
     void (*heartbeat)(struct session_sink *sink, int64_t unix_time);
-    /* Bytes written but not yet taken by the client. */
+    /* Bytes written but not yet taken by the client, and bytes taken so far
+     * (for the no-progress timeout). */
     size_t (*pending)(const struct session_sink *sink);
+    uint64_t (*taken)(const struct session_sink *sink);
     /* Finish cleanly (saying why, where the transport can), then report
      * gone; abort cuts the stream now, then reports gone. */
     void (*end)(struct session_sink *sink, enum close_reason why);
@@ -73,7 +76,8 @@ struct session_sink {
 };
 
 /* Transport -> session. */
-void session_sink_drained(struct session_sink *sink); /* pending output reached 0 */
+/* Pending output fell to HUB_LOW_WATERMARK or below. */
+void session_sink_drained(struct session_sink *sink);
 void session_sink_gone(struct session_sink *sink, enum close_reason why);
 
 struct session_settings {
@@ -82,6 +86,7 @@ struct session_settings {
     size_t soft_bytes;
     int soft_seconds;
     size_t hard_bytes;
+    int write_timeout_seconds; /* pending output and nothing taken for this long */
 };
 
 struct sessions *sessions_new(struct event_base *base, struct hub *hub, struct replay *replay,

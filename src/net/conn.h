@@ -115,6 +115,11 @@ void conn_disarm_deadline(struct conn *c);
 
 void conn_set_reading(struct conn *c, bool on);
 
+/* A connection that now carries a stream: writes of up to 256 KiB per
+ * system call (a replay page in a few), and the drained hook called once
+ * output is down to HUB_LOW_WATERMARK, not only when empty. */
+void conn_tune_for_stream(struct conn *c);
+
 /* Starts writing output (for data added to conn_output() directly). */
 void conn_flush(struct conn *c);
 

@@ -88,6 +88,8 @@ struct h2_stream {
     struct evbuffer *queue; /* response bytes nghttp2 has not taken yet */
     bool body_done;         /* no more bytes will be queued: EOF after the queue */
     bool refused;           /* answered early (413, 431): ignore what follows */
+    bool above_low;         /* the queue grew past HUB_LOW_WATERMARK */
+    uint64_t queued;        /* bytes ever queued */
     enum close_reason close_reason;
     struct session_sink sink;
 };
@@ -185,11 +187,21 @@ static struct h2_stream *stream_of(struct h2 *h2, int32_t id)
     return nghttp2_session_get_stream_user_data(h2->session, id);
 }
 
+static void note_queued(struct h2_stream *st, size_t len)
+{
+    st->queued += len;
+    if (evbuffer_get_length(st->queue) > HUB_LOW_WATERMARK)
+        st->above_low = true;
+}
+
 static bool queue_add(struct h2_stream *st, const char *bytes, size_t len)
 {
     if (st->queue == NULL && (st->queue = evbuffer_new()) == NULL)
         return false;
-    return evbuffer_add(st->queue, bytes, len) == 0;
+    if (evbuffer_add(st->queue, bytes, len) != 0)
+        return false;
+    note_queued(st, len);
+    return true;
 }
 
 static void unref_frame(const void *data, size_t len, void *extra)
@@ -205,8 +217,10 @@ static bool queue_frame(struct h2_stream *st, struct frame *f)
         return queue_add(st, f->bytes, f->len);
     if (st->queue == NULL && (st->queue = evbuffer_new()) == NULL)
         return false;
-    if (evbuffer_add_reference(st->queue, f->bytes, f->len, unref_frame, frame_ref(f)) == 0)
+    if (evbuffer_add_reference(st->queue, f->bytes, f->len, unref_frame, frame_ref(f)) == 0) {
+        note_queued(st, f->len);
         return true;
+    }
     frame_unref(f);
     return false;
 }
@@ -247,9 +261,12 @@ static int on_send_data(nghttp2_session *session, nghttp2_frame *frame, const ui
     evbuffer_add(out, framehd, 9);
     if (length > 0 && evbuffer_remove_buffer(st->queue, out, length) != (int)length)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
-    if (st->state == ST_STREAMING && evbuffer_get_length(st->queue) == 0 &&
-        !list_node_linked(&st->drained_link))
-        list_append(&h2->drained, &st->drained_link);
+    if (st->state == ST_STREAMING && st->above_low &&
+        evbuffer_get_length(st->queue) <= HUB_LOW_WATERMARK) {
+        st->above_low = false;
+        if (!list_node_linked(&st->drained_link))
+            list_append(&h2->drained, &st->drained_link);
+    }
     return 0;
 }
 
@@ -620,6 +637,13 @@ static size_t sink_pending(const struct session_sink *sink)
     return st->queue != NULL ? evbuffer_get_length(st->queue) : 0;
 }
 
+/* What nghttp2 has taken from the queue, which flow control lets it take
+ * only as the client reads. */
+static uint64_t sink_taken(const struct session_sink *sink)
+{
+    return stream_of_sink(sink)->queued - sink_pending(sink);
+}
+
 static void sink_end(struct session_sink *sink, enum close_reason why)
 {
     struct h2_stream *st = stream_of_sink(sink);
@@ -653,6 +677,7 @@ static const struct session_sink_ops h2_sink_ops = {
     .write_frames = sink_write_frames,
     .heartbeat = sink_heartbeat,
     .pending = sink_pending,
+    .taken = sink_taken,
     .end = sink_end,
     .abort = sink_abort,
     .peer = sink_peer,

@@ -82,6 +82,7 @@ struct h1 {
     struct session_sink sink;
     bool chunked;
     size_t stream_input;
+    uint64_t queued; /* bytes handed to the socket or the output so far */
 };
 
 static const struct conn_protocol http1_protocol;
@@ -475,6 +476,7 @@ static void emit(struct h1 *h, const struct pieces *p)
     size_t tail_len = h->chunked ? 2 : 0;
     size_t sent = 0;
     metrics.bytes_written += body;
+    h->queued += head_len + body + tail_len;
 
     if (count <= MAX_DIRECT_PIECES) {
         iov[n++] = (struct iovec){head, head_len};
@@ -538,14 +540,21 @@ static size_t sink_pending(const struct session_sink *sink)
     return evbuffer_get_length(conn_output(h1_of_sink(sink)->conn));
 }
 
+static uint64_t sink_taken(const struct session_sink *sink)
+{
+    return h1_of_sink(sink)->queued - sink_pending(sink);
+}
+
 static void sink_end(struct session_sink *sink, enum close_reason why)
 {
     struct h1 *h = h1_of_sink(sink);
     static const char expired[] = ": credential expired\n\n";
     if (why == CLOSE_TOKEN_EXPIRED)
         sink_write_text(h, expired, sizeof(expired) - 1);
-    if (h->chunked)
+    if (h->chunked) {
         evbuffer_add(conn_output(h->conn), "0\r\n\r\n", 5);
+        h->queued += 5;
+    }
     h1_enter(h, H1_ENDING);
     conn_close_after_flush(h->conn, why);
 }
@@ -568,6 +577,7 @@ static const struct session_sink_ops h1_sink_ops = {
     .write_frames = sink_write_frames,
     .heartbeat = sink_heartbeat,
     .pending = sink_pending,
+    .taken = sink_taken,
     .end = sink_end,
     .abort = sink_abort,
     .peer = sink_peer,
@@ -589,6 +599,7 @@ static struct session_sink *h1_open_sse(struct exchange *x)
     request_release(h); /* the exchange with it */
     peer_stream_opened(h->conn->peer);
     h->sink.ops = &h1_sink_ops;
+    conn_tune_for_stream(h->conn);
     /* Reading goes on, only to see the client leave. */
     conn_set_reading(h->conn, true);
     conn_flush(h->conn);
@@ -657,7 +668,7 @@ static void http1_drained(struct conn *c)
     struct h1 *h = c->proto_state;
     if (h->state == H1_STREAMING) {
         release_empty_chains(conn_output(c));
-        session_sink_drained(&h->sink);
+        session_sink_drained(&h->sink); /* at HUB_LOW_WATERMARK (conn_tune_for_stream) */
         return;
     }
     if (h->state != H1_WRITING)

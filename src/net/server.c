@@ -27,6 +27,7 @@
 
 #include <event2/bufferevent_ssl.h>
 
+#include "core/hub.h"
 #include "net/conn.h"
 #include "net/proxy_protocol.h"
 #include "ops/log.h"
@@ -216,6 +217,14 @@ void conn_set_reading(struct conn *c, bool on)
         bufferevent_enable(c->bev, EV_READ);
     else
         bufferevent_disable(c->bev, EV_READ);
+}
+
+void conn_tune_for_stream(struct conn *c)
+{
+    /* libevent writes at most 16 KiB per call by default: a replay page
+     * would then take dozens of trips through the loop. */
+    bufferevent_set_max_single_write(c->bev, 256 * 1024);
+    bufferevent_setwatermark(c->bev, EV_WRITE, HUB_LOW_WATERMARK, 0);
 }
 
 void conn_flush(struct conn *c)

@@ -37,6 +37,7 @@ struct ws {
     wslay_event_context_ptr ctx;
     struct session_sink sink;
     uint16_t violation; /* close code to answer a client's misbehaviour with */
+    uint64_t queued;    /* bytes of ours handed to the socket or the output */
 };
 
 static const struct conn_protocol websocket_protocol;
@@ -233,6 +234,7 @@ static void write_messages(struct ws *w, struct frame *const *frames, size_t cou
             iov[n++] = (struct iovec){heads[i], head};
             iov[n++] = (struct iovec){(void *)text, len};
             total += head + len;
+            w->queued += head + len;
             metrics.bytes_written += len;
         }
         size_t sent = conn_send_direct(w->conn, iov, (int)n);
@@ -278,6 +280,7 @@ static void sink_heartbeat(struct session_sink *sink, int64_t unix_time)
     int len = snprintf(text, sizeof(text), "%" PRId64, unix_time);
     size_t head_len = websocket_frame_header(head, WSLAY_PING, (size_t)len);
     struct iovec iov[2] = {{head, head_len}, {text, (size_t)len}};
+    w->queued += head_len + (size_t)len;
     size_t sent = conn_send_direct(w->conn, iov, 2);
     if (sent == head_len + (size_t)len)
         return;
@@ -293,6 +296,15 @@ static void sink_heartbeat(struct session_sink *sink, int64_t unix_time)
 static size_t sink_pending(const struct session_sink *sink)
 {
     return evbuffer_get_length(conn_output(ws_of(sink)->conn));
+}
+
+/* wslay's own frames are not counted, so this may run behind by a pong or
+ * two; a client that takes nothing still never moves it. */
+static uint64_t sink_taken(const struct session_sink *sink)
+{
+    const struct ws *w = ws_of(sink);
+    size_t pending = sink_pending(sink);
+    return w->queued > pending ? w->queued - pending : 0;
 }
 
 static void sink_end(struct session_sink *sink, enum close_reason why)
@@ -330,6 +342,7 @@ static const struct session_sink_ops ws_sink_ops = {
     .write_frames = sink_write_frames,
     .heartbeat = sink_heartbeat,
     .pending = sink_pending,
+    .taken = sink_taken,
     .end = sink_end,
     .abort = sink_abort,
     .peer = sink_peer,
@@ -350,6 +363,7 @@ struct session_sink *websocket_start(struct conn *c)
     wslay_event_config_set_no_buffering(w->ctx, 1);
     wslay_event_config_set_max_recv_msg_length(w->ctx, c->server->settings.ws_max_message_bytes);
     conn_set_protocol(c, &websocket_protocol, w);
+    conn_tune_for_stream(c);
     peer_stream_opened(c->peer);
     conn_set_reading(c, true);
     conn_flush(c);

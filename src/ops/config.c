@@ -96,6 +96,10 @@ static const struct setting settings[] = {
      NULL, "most rows read per replay page"},
     {"REPLAY_PAGE_BYTES", SETTING_BYTES, offsetof(struct config, replay_page_bytes), "1m", KIB, GIB,
      NULL, "target size of a replay page; pages shrink when rows are large"},
+    {"REPLAY_BUFFER_BYTES", SETTING_BYTES, offsetof(struct config, replay_buffer_bytes), "64m", KIB,
+     64 * GIB, NULL,
+     "replay pages buffered at once, all replays together (each page counts REPLAY_PAGE_BYTES); "
+     "replays beyond wait"},
     {"REPLAY_IDLE_SECONDS", SETTING_INT, offsetof(struct config, replay_idle_seconds), "30", 0,
      86400, NULL, "an idle replay connection is closed after this long"},
     {"PG_RECONNECT_MIN_MS", SETTING_INT, offsetof(struct config, pg_reconnect_min_ms), "100", 1,

@@ -45,6 +45,7 @@ struct config {
     long long replay_pool_size;
     long long replay_page_rows;
     long long replay_page_bytes;
+    long long replay_buffer_bytes;
     long long replay_idle_seconds;
     long long pg_reconnect_min_ms;
     long long pg_reconnect_max_ms;

@@ -131,6 +131,11 @@ void metrics_render(struct evbuffer *out, const struct metrics_gauges *g)
           (double)g->replay_pool_in_use);
     gauge(out, "event_piper_replay_pool_waiting", "Replays waiting for a pool connection.",
           (double)g->replay_pool_waiting);
+    gauge(out, "event_piper_replay_budget_bytes",
+          "Replay budget reserved now (REPLAY_BUFFER_BYTES bounds it).",
+          (double)g->replay_budget_bytes);
+    gauge(out, "event_piper_replay_budget_waiting", "Replays waiting for replay budget.",
+          (double)g->replay_budget_waiting);
     counter(out, "event_piper_held_overflows_total",
             "Times a catching-up stream held too many live events and re-read them from the "
             "table instead.",

@@ -81,6 +81,8 @@ struct metrics_gauges {
     size_t replay_pool_open;
     size_t replay_pool_in_use;
     size_t replay_pool_waiting;
+    size_t replay_budget_bytes;
+    size_t replay_budget_waiting;
     int ingest_connected;
     size_t ingest_backlog; /* hints and confirmed rows not yet published */
     double started_at;     /* Unix seconds */

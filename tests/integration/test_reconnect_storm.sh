@@ -33,16 +33,19 @@ background "$SSE_CLIENT" --port "$(piper_port a)" --consumer live --out "$WORK/l
 live_pid=$LAST_PID
 wait_metric a event_piper_sessions_open = 1 10 # the live stream
 
-# Every 50 ms: pool connections open, lent, replays waiting, replays running.
+# Every 50 ms: pool connections open, lent, replays waiting (for a pool
+# connection or for replay budget), replays running, budget bytes in use.
 pool_samples="$WORK/pool.samples"
 sample_pool() {
     while :; do
         curl -fs "$(piper_url a /metrics)" | awk '
             $1 == "event_piper_replay_pool_connections" { o = $2 }
             $1 == "event_piper_replay_pool_in_use" { u = $2 }
-            $1 == "event_piper_replay_pool_waiting" { w = $2 }
+            $1 == "event_piper_replay_pool_waiting" { w += $2 }
+            $1 == "event_piper_replay_budget_waiting" { w += $2 }
             $1 == "event_piper_replay_jobs" { j = $2 }
-            END { print o, u, w, j }'
+            $1 == "event_piper_replay_budget_bytes" { b = $2 }
+            END { print o, u, w, j, b }'
         sleep 0.05
     done >"$pool_samples"
 }
@@ -148,10 +151,12 @@ log "all $SESSIONS streams exact ($storm_events events), live stream exact ($liv
 
 max_col() { awk -v c="$1" '$c > m { m = $c } END { print m + 0 }' "$pool_samples"; }
 [ "$(wc -l <"$pool_samples")" -gt 5 ] || fail "too few metric samples during the storm"
-log "pool samples: max open $(max_col 1), max lent $(max_col 2), max waiting $(max_col 3), max replays $(max_col 4)"
+log "pool samples: max open $(max_col 1), max lent $(max_col 2), max waiting $(max_col 3), max replays $(max_col 4), max budget bytes $(max_col 5)"
 [ "$(max_col 1)" -le "$POOL" ] || fail "the replay pool opened $(max_col 1) connections, limit $POOL"
 [ "$(max_col 2)" -le "$POOL" ] || fail "the replay pool lent $(max_col 2) connections, limit $POOL"
 [ "$(max_col 3)" -gt 100 ] || fail "replays never queued: the storm did not load the pool"
+# REPLAY_BUFFER_BYTES (64m) bounds the pages buffered at once.
+[ "$(max_col 5)" -le $((64 * 1024 * 1024)) ] || fail "replay budget exceeded: $(max_col 5) bytes"
 grep -q error "$pg_samples" && fail "pg_stat_activity could not be sampled"
 pg_max=$(sort -n "$pg_samples" | tail -1)
 log "pg_stat_activity: at most $pg_max replay connections in $(wc -l <"$pg_samples") samples"
