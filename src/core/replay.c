@@ -312,8 +312,11 @@ static size_t job_fill_frames(struct replay_job *job, const PGresult *res, struc
         struct frame *f = event_row_frame(res, i, &id, &err);
         if (f == NULL) {
             metrics.events_invalid[INVALID_ROW]++;
-            log_warn("row skipped", "id=%" PRId64 " subscriber=%s reason=%s", id, job->consumer_id,
-                     frame_error_name(err));
+            static struct log_limit limit;
+            unsigned dropped;
+            if (log_limit_allow(&limit, &dropped))
+                log_warn("row skipped", "id=%" PRId64 " subscriber=%s reason=%s dropped=%u", id,
+                         job->consumer_id, frame_error_name(err), dropped);
             continue;
         }
         frames[count++] = f;
@@ -405,9 +408,12 @@ static void on_newest(struct pg_conn *conn, const PGresult *res, void *arg)
         struct hub_member *m = target_member(n);
         if (m->cursor <= newest)
             continue;
-        log_warn("Last-Event-ID is beyond the newest event; resuming from the newest",
-                 "consumer=%s last_event_id=%" PRId64 " newest=%" PRId64, job->consumer_id,
-                 m->cursor, newest);
+        static struct log_limit limit;
+        unsigned dropped;
+        if (log_limit_allow(&limit, &dropped))
+            log_warn("Last-Event-ID is beyond the newest event; resuming from the newest",
+                     "consumer=%s last_event_id=%" PRId64 " newest=%" PRId64 " dropped=%u",
+                     job->consumer_id, m->cursor, newest, dropped);
         hub_member_rewind(m, newest);
     }
     if (job->position > newest)

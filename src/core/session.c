@@ -165,6 +165,10 @@ void session_sink_gone(struct session_sink *sink, enum close_reason reason)
         event_active(all->shutdown_ev, EV_TIMEOUT, 1);
 }
 
+/* A slow consumer is logged, within a rate limit: many clients can stall
+ * at once. */
+static struct log_limit slow_consumer_logs;
+
 static void soft_limit_clear(struct session *s)
 {
     s->soft_since_ms = 0;
@@ -188,8 +192,11 @@ static bool soft_limit_check(struct session *s, int64_t now_ms)
     int64_t over_ms = now_ms - s->soft_since_ms;
     if (s->soft_since_ms == 0 || over_ms < (int64_t)set->soft_seconds * 1000)
         return true;
-    log_warn("slow consumer over soft limit", "session=%" PRIu64 " pending=%zu seconds=%.3f", s->id,
-             output_pending(s), (double)over_ms / 1000.0);
+    unsigned dropped;
+    if (log_limit_allow(&slow_consumer_logs, &dropped))
+        log_warn("slow consumer over soft limit",
+                 "session=%" PRIu64 " pending=%zu seconds=%.3f dropped=%u", s->id,
+                 output_pending(s), (double)over_ms / 1000.0, dropped);
     session_abort(s, CLOSE_SLOW_CONSUMER);
     return false;
 }
@@ -201,8 +208,11 @@ static bool limits_allow_write(struct session *s, int64_t now_ms)
     const struct session_settings *set = &s->all->settings;
     size_t pending = output_pending(s);
     if (pending > set->hard_bytes) {
-        log_warn("slow consumer over hard limit", "session=%" PRIu64 " pending=%zu limit=%zu",
-                 s->id, pending, set->hard_bytes);
+        unsigned dropped;
+        if (log_limit_allow(&slow_consumer_logs, &dropped))
+            log_warn("slow consumer over hard limit",
+                     "session=%" PRIu64 " pending=%zu limit=%zu dropped=%u", s->id, pending,
+                     set->hard_bytes, dropped);
         session_abort(s, CLOSE_SLOW_CONSUMER);
         return false;
     }
@@ -254,8 +264,11 @@ static bool progress_check(struct session *s, int64_t now_ms)
     }
     if (now_ms - s->stall_since_ms < (int64_t)s->all->settings.write_timeout_seconds * 1000)
         return true;
-    log_warn("slow consumer took nothing", "session=%" PRIu64 " pending=%zu seconds=%.3f", s->id,
-             output_pending(s), (double)(now_ms - s->stall_since_ms) / 1000.0);
+    unsigned dropped;
+    if (log_limit_allow(&slow_consumer_logs, &dropped))
+        log_warn("slow consumer took nothing",
+                 "session=%" PRIu64 " pending=%zu seconds=%.3f dropped=%u", s->id,
+                 output_pending(s), (double)(now_ms - s->stall_since_ms) / 1000.0, dropped);
     session_abort(s, CLOSE_SLOW_CONSUMER);
     return false;
 }

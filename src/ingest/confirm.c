@@ -66,8 +66,8 @@ struct confirm {
     struct event *read_ev;
     struct event *publish_ev;
     size_t read_ids; /* ids asked for by the read in flight */
-    unsigned overflows_logged;
-    unsigned missing_logged;
+    struct log_limit resync_logs;
+    struct log_limit missing_logs;
 };
 
 static void batch_free(struct batch *b)
@@ -105,8 +105,10 @@ static void drop_ready(struct confirm *c)
 static void resync(struct confirm *c, const char *why)
 {
     metrics.confirm_resyncs++;
-    if (c->overflows_logged++ % 100 == 0)
-        log_warn("hints dropped; streams catch up from the table", "reason=%s", why);
+    unsigned dropped;
+    if (log_limit_allow(&c->resync_logs, &dropped))
+        log_warn("hints dropped; streams catch up from the table", "reason=%s dropped=%u", why,
+                 dropped);
     c->hint_count = 0;
     c->skipped_max = 0;
     if (c->held)
@@ -170,7 +172,11 @@ static struct batch *batch_from_result(const PGresult *res)
         struct frame *f = event_row_frame(res, i, &id, &err);
         if (f == NULL) {
             metrics.events_invalid[INVALID_ROW]++;
-            log_warn("row skipped", "id=%" PRId64 " reason=%s", id, frame_error_name(err));
+            static struct log_limit limit;
+            unsigned dropped;
+            if (log_limit_allow(&limit, &dropped))
+                log_warn("row skipped", "id=%" PRId64 " reason=%s dropped=%u", id,
+                         frame_error_name(err), dropped);
             continue;
         }
         size_t len = (size_t)PQgetlength(res, i, EVENT_ROW_SUBSCRIBER);
@@ -209,8 +215,9 @@ static void on_read(struct pg_conn *conn, const PGresult *res, void *arg)
     if (missing > 0) {
         /* Forged, or deleted (retention) before it could be read. */
         metrics.events_invalid[INVALID_MISSING_ROW] += missing;
-        if (c->missing_logged++ % 100 == 0)
-            log_warn("hinted rows not in the table", "count=%zu", missing);
+        unsigned dropped;
+        if (log_limit_allow(&c->missing_logs, &dropped))
+            log_warn("hinted rows not in the table", "count=%zu dropped=%u", missing, dropped);
     }
     struct batch *b = batch_from_result(res);
     if (b == NULL) {

@@ -104,6 +104,7 @@ struct nats_ingest {
     /* Loop thread only. */
     bool live;
     bool ever_live;
+    struct log_limit bad_message_logs;
     bool baseline_known;
     struct pg_pool_query *baseline_query;
     struct event *baseline_retry_ev;
@@ -581,12 +582,16 @@ static void handle_item(struct nats_ingest *n, const struct item *it)
     case ITEM_TRANSACTION:
         metrics.ingest_transactions++;
         break;
-    case ITEM_INVALID:
+    case ITEM_INVALID: {
+        unsigned dropped;
         metrics.events_received++;
         metrics.events_invalid[INVALID_MESSAGE]++;
-        log_warn("change event skipped", "subject=%s seq=%" PRIu64 " reason=%s message=%s",
-                 it->subject, it->seq, it->why, it->detail);
+        if (log_limit_allow(&n->bad_message_logs, &dropped))
+            log_warn("change event skipped",
+                     "subject=%s seq=%" PRIu64 " reason=%s message=%s dropped=%u", it->subject,
+                     it->seq, it->why, it->detail, dropped);
         break;
+    }
     case ITEM_UP:
         go_up(n, it);
         break;

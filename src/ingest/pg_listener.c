@@ -57,7 +57,7 @@ struct pg_listener {
     struct backoff backoff;
     bool ever_live;
     unsigned failures_logged;
-    unsigned bad_notifications_logged;
+    struct log_limit bad_notification_logs;
 };
 
 static void listener_enter(struct pg_listener *l, enum listener_state to)
@@ -98,10 +98,11 @@ static void on_notify(struct pg_conn *c, const char *channel, const char *payloa
     keep_probe_waiting(l);
     if (!notification_parse(payload, strlen(payload), &n, &why)) {
         metrics.events_invalid[INVALID_NOTIFICATION]++;
-        /* Anyone can notify: one line per hundred, not a flood. */
-        if (l->bad_notifications_logged++ % 100 == 0)
-            log_warn("notification skipped", "reason=%s payload=%.200s count=%" PRIu64, why,
-                     payload, metrics.events_invalid[INVALID_NOTIFICATION]);
+        /* Anyone can notify: within a rate limit, not a flood. */
+        unsigned dropped;
+        if (log_limit_allow(&l->bad_notification_logs, &dropped))
+            log_warn("notification skipped", "reason=%s payload=%.200s dropped=%u", why, payload,
+                     dropped);
         return;
     }
     confirm_hint(l->confirm, n.id, n.subscriber, n.subscriber_len);

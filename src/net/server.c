@@ -414,8 +414,12 @@ static void proxy_read(evutil_socket_t fd, short what, void *arg)
         return;
     if (r == PROXY_INVALID) {
         metrics.requests_rejected[HTTP_ERROR_BAD_REQUEST]++;
-        log_warn("connection refused: bad PROXY header", "conn=%" PRIu64 " peer=%s reason=%s",
-                 c->id, conn_peer_address(c), why);
+        static struct log_limit limit;
+        unsigned dropped;
+        if (log_limit_allow(&limit, &dropped))
+            log_warn("connection refused: bad PROXY header",
+                     "conn=%" PRIu64 " peer=%s reason=%s dropped=%u", c->id, conn_peer_address(c),
+                     why, dropped);
         conn_close(c, CLOSE_CLIENT_GONE);
         return;
     }

@@ -15,6 +15,9 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "util/clock.h"
+#include "util/utf8.h"
+
 #define LOG_LINE_MAX 8192
 #define LOG_VALUE_MAX 1024
 
@@ -68,18 +71,37 @@ static bool logfmt_needs_quotes(const char *s, size_t n)
         return true;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c <= ' ' || c == '=' || c == '"' || c == '\\' || c == 0x7f)
+        if (c <= ' ' || c == '=' || c == '"' || c == '\\' || c >= 0x7f)
             return true;
     }
     return false;
 }
 
-/* Escapes shared by both formats: quotes, backslashes and control bytes. */
+/* Escapes shared by both formats: quotes, backslashes, control bytes, bytes
+ * that are not UTF-8 (as the text "\xff": an escaped backslash then "xff",
+ * so the line stays valid UTF-8 and valid JSON, and the byte stays visible) and U+2028/U+2029,
+ * which some JSON readers (JavaScript's among them, before ES2019) take for line breaks. */
 static void line_put_escaped(struct line *l, const char *s, size_t n)
 {
     char hex[8];
+    const unsigned char *end = (const unsigned char *)s + n;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
+        if (c >= 0x80) {
+            size_t len = utf8_sequence_length((const unsigned char *)s + i, end);
+            if (len == 0) {
+                snprintf(hex, sizeof(hex), "\\\\x%02x", c);
+                line_puts(l, hex);
+            } else if (len == 3 && c == 0xe2 && (unsigned char)s[i + 1] == 0x80 &&
+                       ((unsigned char)s[i + 2] == 0xa8 || (unsigned char)s[i + 2] == 0xa9)) {
+                line_puts(l, (unsigned char)s[i + 2] == 0xa8 ? "\\u2028" : "\\u2029");
+                i += 2;
+            } else {
+                line_append(l, s + i, len);
+                i += len - 1;
+            }
+            continue;
+        }
         switch (c) {
         case '"':
             line_puts(l, "\\\"");
@@ -338,4 +360,25 @@ void log_error(const char *msg, const char *fields, ...)
     va_start(args, fields);
     log_vwrite(LOG_LEVEL_ERROR, msg, fields, args);
     va_end(args);
+}
+
+bool log_limit_allow(struct log_limit *l, unsigned *dropped)
+{
+    return log_limit_allow_at(l, clock_monotonic_ms(), dropped);
+}
+
+bool log_limit_allow_at(struct log_limit *l, int64_t now, unsigned *dropped)
+{
+    if (now - l->window_start_ms >= 1000) {
+        l->window_start_ms = now;
+        l->in_window = 0;
+    }
+    if (l->in_window >= LOG_LIMIT_PER_SECOND) {
+        l->dropped++;
+        return false;
+    }
+    l->in_window++;
+    *dropped = l->dropped;
+    l->dropped = 0;
+    return true;
 }

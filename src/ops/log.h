@@ -18,6 +18,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum log_level { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERROR };
 enum log_format { LOG_FORMAT_LOGFMT, LOG_FORMAT_JSON };
@@ -32,6 +33,29 @@ bool log_enabled(enum log_level level);
  * uses it and writes the line to stderr. */
 size_t log_format_record(char *buf, size_t size, enum log_format format, enum log_level level,
                          const char *msg, const char *fields, va_list args);
+
+/* A rate limit for one kind of line that outside input can repeat at will
+ * (a client's bad request, a forged notification): at most
+ * LOG_LIMIT_PER_SECOND such lines per second; the rest are dropped and
+ * counted, and the next line written carries that count:
+ *
+ *     static struct log_limit limit;
+ *     unsigned dropped;
+ *     if (log_limit_allow(&limit, &dropped))
+ *         log_warn("...", "... dropped=%u", ..., dropped);
+ */
+#define LOG_LIMIT_PER_SECOND 10
+
+struct log_limit {
+    int64_t window_start_ms;
+    unsigned in_window;
+    unsigned dropped;
+};
+
+bool log_limit_allow(struct log_limit *l, unsigned *dropped) __attribute__((warn_unused_result));
+/* The same at a given monotonic time in milliseconds; for the unit tests. */
+bool log_limit_allow_at(struct log_limit *l, int64_t now_ms, unsigned *dropped)
+    __attribute__((warn_unused_result));
 
 void log_write(enum log_level level, const char *msg, const char *fields, ...)
     __attribute__((format(printf, 3, 4)));

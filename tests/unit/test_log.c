@@ -332,6 +332,54 @@ static void log_write__below_min_level__not_written(void **state)
     free(out);
 }
 
+static void log_format_record__invalid_utf8__escaped_text_valid_json(void **state)
+{
+    (void)state;
+    char buf[256];
+    /* a lone continuation byte, a truncated sequence, an overlong '/' */
+    format_record(buf, sizeof(buf), LOG_FORMAT_JSON, LOG_LEVEL_INFO, "m", "v=%s",
+                  "a\x80"
+                  "b\xe2\x82"
+                  "c\xc0\xaf");
+    assert_string_equal(body(buf, LOG_FORMAT_JSON),
+                        ",\"level\":\"info\",\"msg\":\"m\",\"v\":"
+                        "\"a\\\\x80b\\\\xe2\\\\x82c\\\\xc0\\\\xaf\"}\n");
+    format_record(buf, sizeof(buf), LOG_FORMAT_LOGFMT, LOG_LEVEL_INFO, "m", "v=%s", "\xff");
+    assert_string_equal(body(buf, LOG_FORMAT_LOGFMT), " level=info msg=m v=\"\\\\xff\"\n");
+}
+
+static void log_format_record__line_separators__escaped(void **state)
+{
+    (void)state;
+    char buf[256];
+    format_record(buf, sizeof(buf), LOG_FORMAT_JSON, LOG_LEVEL_INFO, "m", "v=%s",
+                  "a\xe2\x80\xa8"
+                  "b\xe2\x80\xa9"
+                  "c\xe2\x80\xa6");
+    assert_string_equal(body(buf, LOG_FORMAT_JSON), ",\"level\":\"info\",\"msg\":\"m\",\"v\":"
+                                                    "\"a\\u2028b\\u2029c\xe2\x80\xa6\"}\n");
+}
+
+static void log_limit_allow__burst__ten_per_second_then_dropped_count(void **state)
+{
+    (void)state;
+    struct log_limit limit = {0};
+    unsigned dropped = 99;
+    for (int i = 0; i < LOG_LIMIT_PER_SECOND; i++) {
+        assert_true(log_limit_allow_at(&limit, 5000 + i, &dropped));
+        assert_int_equal(dropped, 0);
+    }
+    for (int i = 0; i < 25; i++)
+        assert_false(log_limit_allow_at(&limit, 5500, &dropped));
+    /* still the same second */
+    assert_false(log_limit_allow_at(&limit, 5999, &dropped));
+    /* the next window's first line carries the count */
+    assert_true(log_limit_allow_at(&limit, 6000, &dropped));
+    assert_int_equal(dropped, 26);
+    assert_true(log_limit_allow_at(&limit, 6001, &dropped));
+    assert_int_equal(dropped, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -350,6 +398,9 @@ int main(void)
         cmocka_unit_test(log_format_record__long_value__truncated_line_still_ends),
         cmocka_unit_test(log_format_record__small_buffer__terminated_with_newline),
         cmocka_unit_test(log_format_record__one_byte_buffer__only_terminator),
+        cmocka_unit_test(log_format_record__invalid_utf8__escaped_text_valid_json),
+        cmocka_unit_test(log_format_record__line_separators__escaped),
+        cmocka_unit_test(log_limit_allow__burst__ten_per_second_then_dropped_count),
         cmocka_unit_test_teardown(log_enabled__configured_level__that_level_and_above,
                                   restore_defaults),
         cmocka_unit_test_teardown(log_write__below_min_level__not_written, restore_defaults),
