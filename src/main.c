@@ -131,6 +131,11 @@ static struct auth *auth_load(const struct config *cfg, char *error, size_t erro
         .rs256_key_file = cfg->jwt_rs256_public_key_file,
         .consumer_claim = cfg->jwt_consumer_claim,
         .api_keys_file = cfg->api_keys_file,
+        .audience = cfg->jwt_audience,
+        .issuer = cfg->jwt_issuer,
+        .allow_no_exp = cfg->jwt_allow_no_exp != 0,
+        .leeway_seconds = (int)cfg->jwt_leeway_seconds,
+        .consumer_id_max_bytes = (int)cfg->consumer_id_max_bytes,
     };
     return auth_new(&options, error, error_size);
 }

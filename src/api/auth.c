@@ -12,6 +12,8 @@
 #include <jansson.h>
 #include <jwt.h>
 
+#include "api/request.h"
+
 #define API_KEY_PREFIX "sk_"
 #define KEY_FILE_MAX (64 * 1024)
 #define HEADER_MAX 1024
@@ -23,6 +25,11 @@ struct api_key {
 };
 
 struct auth {
+    char *audience; /* NULL: not checked */
+    char *issuer;   /* NULL: not checked */
+    bool allow_no_exp;
+    int leeway_seconds;
+    int consumer_id_max_bytes;
     unsigned char *hs256_secret;
     size_t hs256_secret_len;
     unsigned char *rs256_key; /* PEM text */
@@ -53,22 +60,32 @@ static char *read_file(const char *path, size_t *len, char *error, size_t error_
     return buf;
 }
 
-/* Lines "sk_... consumer-id"; blank lines and '#' comments skipped. */
-static bool parse_api_keys(struct auth *a, char *text, const char *path, char *error,
+/* Lines "sk_... consumer-id"; blank lines and '#' comments skipped. Errors
+ * name the file's own line number (blank and comment lines count) and never
+ * quote a key. */
+static bool parse_api_keys(struct auth *a, char *text, size_t len, const char *path, char *error,
                            size_t error_size)
 {
+    if (memchr(text, '\0', len) != NULL) {
+        snprintf(error, error_size, "%s holds a NUL byte", path);
+        return false;
+    }
     unsigned line_no = 0;
-    for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+    for (char *next = text, *line; (line = strsep(&next, "\n")) != NULL;) {
         line_no++;
         char key[512], consumer[512], extra[2];
+        const char *why = NULL;
         int fields = sscanf(line, " %511s %511s %1s", key, consumer, extra);
         if (fields <= 0 || key[0] == '#')
             continue;
         if (fields != 2 || strncmp(key, API_KEY_PREFIX, strlen(API_KEY_PREFIX)) != 0 ||
             strlen(key) < 16) {
-            snprintf(error, error_size,
-                     "%s: line %u must be 'sk_<at least 13 characters> consumer-id'", path,
-                     line_no);
+            snprintf(error, error_size, "%s:%u: expected 'sk_<at least 13 characters> consumer-id'",
+                     path, line_no);
+            return false;
+        }
+        if (!request_consumer_id_valid(consumer, (size_t)a->consumer_id_max_bytes, &why)) {
+            snprintf(error, error_size, "%s:%u: %s", path, line_no, why);
             return false;
         }
         struct api_key *grown = realloc(a->api_keys, (a->api_key_count + 1) * sizeof(*grown));
@@ -92,7 +109,7 @@ static bool load_api_keys(struct auth *a, const char *path, char *error, size_t 
     char *text = read_file(path, &len, error, error_size);
     if (text == NULL)
         return false;
-    bool ok = parse_api_keys(a, text, path, error, error_size);
+    bool ok = parse_api_keys(a, text, len, path, error, error_size);
     free(text);
     return ok;
 }
@@ -111,6 +128,13 @@ struct auth *auth_new(const struct auth_options *o, char *error, size_t error_si
         goto fail;
     a->consumer_claim = strdup(o->consumer_claim);
     if (a->consumer_claim == NULL)
+        goto fail;
+    a->allow_no_exp = o->allow_no_exp;
+    a->leeway_seconds = o->leeway_seconds;
+    a->consumer_id_max_bytes = o->consumer_id_max_bytes > 0 ? o->consumer_id_max_bytes : 256;
+    if ((o->audience != NULL && o->audience[0] != '\0' &&
+         (a->audience = strdup(o->audience)) == NULL) ||
+        (o->issuer != NULL && o->issuer[0] != '\0' && (a->issuer = strdup(o->issuer)) == NULL))
         goto fail;
     if (hs) {
         a->hs256_secret_len = strlen(o->hs256_secret);
@@ -148,6 +172,8 @@ void auth_free(struct auth *a)
 {
     if (a == NULL)
         return;
+    free(a->audience);
+    free(a->issuer);
     free(a->hs256_secret);
     free(a->rs256_key);
     free(a->consumer_claim);
@@ -254,30 +280,85 @@ static jwt_alg_t header_alg(const char *token)
     return result;
 }
 
+/* A NumericDate claim (RFC 7519: seconds, fractions allowed). Returns 0
+ * when absent, 1 when present (*out set), -1 when not a number. */
+static int numeric_date(json_t *claims, const char *name, double *out)
+{
+    json_t *v = json_object_get(claims, name);
+    if (v == NULL)
+        return 0;
+    if (!json_is_number(v))
+        return -1;
+    *out = json_number_value(v);
+    return 1;
+}
+
+/* aud is a string or an array of strings (RFC 7519, 4.1.3). */
+static bool audience_matches(json_t *aud, const char *wanted)
+{
+    if (json_is_string(aud))
+        return strcmp(json_string_value(aud), wanted) == 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(aud, i, v)
+    {
+        if (json_is_string(v) && strcmp(json_string_value(v), wanted) == 0)
+            return true;
+    }
+    return false;
+}
+
 static enum auth_result check_claims(const struct auth *a, jwt_t *jwt, time_t now,
                                      struct auth_identity *id, const char **why)
 {
-    errno = 0;
-    long exp = jwt_get_grant_int(jwt, "exp");
-    bool has_exp = errno == 0;
-    if (has_exp && exp <= (long)now) {
+    char *text = jwt_get_grants_json(jwt, NULL);
+    json_t *claims = text != NULL ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
+    enum auth_result result = AUTH_INVALID;
+    double exp = 0, nbf = 0, iat = 0, leeway = a->leeway_seconds;
+    int has_exp = numeric_date(claims, "exp", &exp);
+    int has_nbf = numeric_date(claims, "nbf", &nbf);
+    int has_iat = numeric_date(claims, "iat", &iat);
+    free(text);
+
+    if (!json_is_object(claims)) {
+        *why = "token claims are not an object";
+    } else if (has_exp < 0 || has_nbf < 0 || has_iat < 0) {
+        *why = "exp, nbf and iat must be NumericDates";
+    } else if (has_exp == 0 && !a->allow_no_exp) {
+        *why = "token has no exp";
+    } else if (has_exp == 1 && exp + leeway <= (double)now) {
         *why = "token expired";
-        return AUTH_EXPIRED;
-    }
-    errno = 0;
-    long nbf = jwt_get_grant_int(jwt, "nbf");
-    if (errno == 0 && nbf > (long)now) {
+        result = AUTH_EXPIRED;
+    } else if (has_nbf == 1 && nbf - leeway > (double)now) {
         *why = "token not valid yet";
-        return AUTH_EXPIRED;
+        result = AUTH_EXPIRED;
+    } else if (has_iat == 1 && iat - leeway > (double)now) {
+        *why = "token issued in the future";
+    } else if (a->issuer != NULL &&
+               (!json_is_string(json_object_get(claims, "iss")) ||
+                strcmp(json_string_value(json_object_get(claims, "iss")), a->issuer) != 0)) {
+        *why = "token issuer not accepted";
+    } else if (a->audience != NULL &&
+               !audience_matches(json_object_get(claims, "aud"), a->audience)) {
+        *why = "token audience not accepted";
+    } else {
+        const char *consumer = json_string_value(json_object_get(claims, a->consumer_claim));
+        if (consumer == NULL || consumer[0] == '\0') {
+            *why = "token has no consumer claim";
+        } else if ((id->consumer_id = strdup(consumer)) != NULL) {
+            /* The stream ends at exp itself (the leeway only forgives skew
+             * at the door), unless the token only opens streams: those
+             * auth_issue_token() makes live for seconds, and a stream opened
+             * with one runs on. */
+            json_t *use = json_object_get(claims, "piper");
+            bool connect_only =
+                json_is_string(use) && strcmp(json_string_value(use), "connect") == 0;
+            id->expires_at = has_exp == 1 && !connect_only ? (int64_t)exp : 0;
+            result = AUTH_OK;
+        }
     }
-    const char *consumer = jwt_get_grant(jwt, a->consumer_claim);
-    if (consumer == NULL || consumer[0] == '\0') {
-        *why = "token has no consumer claim";
-        return AUTH_INVALID;
-    }
-    id->consumer_id = strdup(consumer);
-    id->expires_at = has_exp ? (int64_t)exp : 0;
-    return id->consumer_id != NULL ? AUTH_OK : AUTH_INVALID;
+    json_decref(claims);
+    return result;
 }
 
 static enum auth_result check_jwt(const struct auth *a, const char *token, time_t now,
@@ -324,4 +405,27 @@ enum auth_result auth_check(const struct auth *a, const char *credential, time_t
     if (strncmp(credential, API_KEY_PREFIX, strlen(API_KEY_PREFIX)) == 0)
         return check_api_key(a, credential, id, why);
     return check_jwt(a, credential, now, id, why);
+}
+
+bool auth_can_issue(const struct auth *a)
+{
+    return a != NULL && a->hs256_secret != NULL;
+}
+
+char *auth_issue_token(const struct auth *a, const char *consumer_id, int ttl_seconds, time_t now)
+{
+    jwt_t *jwt = NULL;
+    char *token = NULL;
+    if (!auth_can_issue(a) || jwt_new(&jwt) != 0)
+        return NULL;
+    if (jwt_add_grant(jwt, a->consumer_claim, consumer_id) == 0 &&
+        jwt_add_grant_int(jwt, "iat", (long)now) == 0 &&
+        jwt_add_grant_int(jwt, "exp", (long)now + ttl_seconds) == 0 &&
+        jwt_add_grant(jwt, "piper", "connect") == 0 &&
+        (a->issuer == NULL || jwt_add_grant(jwt, "iss", a->issuer) == 0) &&
+        (a->audience == NULL || jwt_add_grant(jwt, "aud", a->audience) == 0) &&
+        jwt_set_alg(jwt, JWT_ALG_HS256, a->hs256_secret, (int)a->hs256_secret_len) == 0)
+        token = jwt_encode_str(jwt);
+    jwt_free(jwt);
+    return token;
 }

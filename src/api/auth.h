@@ -9,11 +9,21 @@
  *     read from the token's header only to choose among the configured
  *     keys, and must match the key's algorithm: "none" and any algorithm
  *     without a configured key are refused, so a public RSA key can never
- *     be used as an HMAC secret. exp and nbf are enforced; the consumer id
- *     is the string claim JWT_CONSUMER_CLAIM (default "sub").
+ *     be used as an HMAC secret. exp, nbf and iat are RFC 7519 NumericDates
+ *     (fractions allowed), checked with a leeway of JWT_LEEWAY_SECONDS for
+ *     clock skew; a token without exp is refused unless JWT_ALLOW_NO_EXP;
+ *     aud must name JWT_AUDIENCE and iss equal JWT_ISSUER when those are
+ *     set. The consumer id is the string claim JWT_CONSUMER_CLAIM (default
+ *     "sub").
  *   - a static API key ("sk_..."), mapped to a consumer id by the file
  *     API_KEYS_FILE (lines "sk_... consumer-id", '#' comments), for
  *     server-to-server clients. Keys never expire.
+ *
+ * Tokens can also be issued (auth_issue_token): an HS256 JWT for a
+ * consumer, short-lived, so that a browser never holds a long-lived key.
+ * Such a token carries "piper": "connect": it authorises opening a stream,
+ * and the stream keeps running after the token expires (any other JWT's
+ * stream ends at its exp).
  *
  * Pure apart from reading the key files at creation.
  */
@@ -30,6 +40,11 @@ struct auth_options {
     const char *rs256_key_file; /* empty: RS256 off */
     const char *consumer_claim;
     const char *api_keys_file; /* empty: no API keys */
+    const char *audience;      /* empty: aud not checked */
+    const char *issuer;        /* empty: iss not checked */
+    bool allow_no_exp;
+    int leeway_seconds;
+    int consumer_id_max_bytes; /* API keys file entries are checked against it */
 };
 
 enum auth_result {
@@ -56,5 +71,12 @@ enum auth_result auth_check(const struct auth *a, const char *credential, time_t
                             struct auth_identity *id, const char **why);
 
 void auth_identity_clear(struct auth_identity *id);
+
+/* Issues an HS256 JWT for consumer_id valid for ttl_seconds from now (with
+ * iss and aud when configured). Returns a token to free(), or NULL when no
+ * HS256 secret is configured or out of memory. */
+char *auth_issue_token(const struct auth *a, const char *consumer_id, int ttl_seconds, time_t now)
+    __attribute__((warn_unused_result));
+bool auth_can_issue(const struct auth *a);
 
 #endif

@@ -443,6 +443,53 @@ done:
     auth_identity_clear(&id);
 }
 
+/* ---- POST /auth/token ---- */
+
+/* A short-lived token for the API key's consumer, so that a browser gets a
+ * token from its own backend and never holds the key. Only an API key can
+ * ask: a token cannot extend its own life this way. */
+static void handle_token(struct router *r, struct exchange *x)
+{
+    struct auth_identity id = {0};
+    const char *why = NULL;
+    if (x->method == METHOD_OPTIONS) {
+        handle_preflight(r, x, "POST, OPTIONS");
+        return;
+    }
+    if (!auth_can_issue(r->auth)) {
+        exchange_respond_error(x, HTTP_ERROR_TOKENS_DISABLED, NULL);
+        return;
+    }
+    if (!cors_allow(r, x)) {
+        exchange_respond_error(x, HTTP_ERROR_ORIGIN_NOT_ALLOWED, NULL);
+        return;
+    }
+    const char *key = exchange_header(x, "x-api-key");
+    const char *bearer = exchange_header(x, "authorization");
+    if (key == NULL && bearer != NULL && strncasecmp(bearer, "Bearer ", 7) == 0)
+        key = bearer + 7;
+    if (key == NULL || strncmp(key, "sk_", 3) != 0) {
+        exchange_add_header(x, "WWW-Authenticate", "Bearer");
+        exchange_respond_error(x, HTTP_ERROR_API_KEY_REQUIRED, NULL);
+        return;
+    }
+    if (auth_check(r->auth, key, time(NULL), &id, &why) != AUTH_OK) {
+        exchange_add_header(x, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+        exchange_respond_error(x, HTTP_ERROR_INVALID_TOKEN, why);
+        return;
+    }
+    int ttl = (int)r->cfg->token_ttl_seconds;
+    char *token = auth_issue_token(r->auth, id.consumer_id, ttl, time(NULL));
+    if (token == NULL)
+        exchange_respond_error(x, HTTP_ERROR_OUT_OF_MEMORY, NULL);
+    else
+        respond_json(x, 200,
+                     json_pack("{s:s, s:i, s:s}", "token", token, "expires_in", ttl, "consumer_id",
+                               id.consumer_id));
+    free(token);
+    auth_identity_clear(&id);
+}
+
 /* ---- operations ---- */
 
 static void handle_healthz(struct router *r, struct exchange *x)
@@ -509,6 +556,7 @@ static const struct route routes[] = {
     {"/events", ROUTE_GET | ROUTE_OPTIONS, "GET, OPTIONS", handle_events},
     {"/ws/*", ROUTE_GET, "GET", handle_ws_path},
     {"/demo/events", ROUTE_POST | ROUTE_OPTIONS, "POST, OPTIONS", handle_demo_insert},
+    {"/auth/token", ROUTE_POST | ROUTE_OPTIONS, "POST, OPTIONS", handle_token},
     {"/", ROUTE_GET | ROUTE_HEAD, "GET, HEAD", handle_page},
     {"/index.html", ROUTE_GET | ROUTE_HEAD, "GET, HEAD", handle_page},
     {"/app.js", ROUTE_GET | ROUTE_HEAD, "GET, HEAD", handle_page},

@@ -25,12 +25,16 @@
       "expected {\"consumer_id\": string, \"type\": string, \"payload\": object}")                 \
     X(INVALID_TYPE, "invalid_type", 400, "type must be a non-empty string without line breaks")    \
     X(MISSING_TOKEN, "missing_token", 401, "send Authorization: Bearer <token> or ?access_token=") \
+    X(API_KEY_REQUIRED, "api_key_required", 401,                                                   \
+      "send an API key as X-API-Key or Authorization: Bearer")                                     \
     X(INVALID_TOKEN, "invalid_token", 401, "the credential is not valid")                          \
     X(TOKEN_EXPIRED, "token_expired", 401, "the credential has expired")                           \
     X(WRONG_CONSUMER, "wrong_consumer", 403, "this credential does not allow that consumer id")    \
     X(ORIGIN_NOT_ALLOWED, "origin_not_allowed", 403, "this origin is not in CORS_ORIGINS")         \
     X(NOT_FOUND, "not_found", 404, "no such path")                                                 \
     X(DEMO_DISABLED, "demo_disabled", 404, "the demo is off; start the service with DEMO=1")       \
+    X(TOKENS_DISABLED, "tokens_disabled", 404,                                                     \
+      "issuing tokens needs API_KEYS_FILE and JWT_HS256_SECRET")                                   \
     X(METHOD_NOT_ALLOWED, "method_not_allowed", 405, "this method is not allowed on this path")    \
     X(REQUEST_TIMEOUT, "request_timeout", 408,                                                     \
       "the request did not arrive within REQUEST_TIMEOUT_SECONDS")                                 \

@@ -139,6 +139,16 @@ static const struct setting settings[] = {
      "PEM public key for RS256 tokens; setting it turns authentication on"},
     {"JWT_CONSUMER_CLAIM", SETTING_STRING, offsetof(struct config, jwt_consumer_claim), "sub", 0, 0,
      NULL, "token claim holding the consumer id"},
+    {"JWT_AUDIENCE", SETTING_STRING, offsetof(struct config, jwt_audience), "", 0, 0, NULL,
+     "when set, a token's aud must name it"},
+    {"JWT_ISSUER", SETTING_STRING, offsetof(struct config, jwt_issuer), "", 0, 0, NULL,
+     "when set, a token's iss must equal it"},
+    {"JWT_ALLOW_NO_EXP", SETTING_INT, offsetof(struct config, jwt_allow_no_exp), "0", 0, 1, NULL,
+     "1 accepts tokens without exp (they never expire); 0 refuses them"},
+    {"JWT_LEEWAY_SECONDS", SETTING_INT, offsetof(struct config, jwt_leeway_seconds), "30", 0, 300,
+     NULL, "clock skew forgiven when checking exp, nbf and iat"},
+    {"TOKEN_TTL_SECONDS", SETTING_INT, offsetof(struct config, token_ttl_seconds), "30", 1, 86400,
+     NULL, "lifetime of the tokens POST /auth/token issues (HS256, needs JWT_HS256_SECRET)"},
     {"API_KEYS_FILE", SETTING_STRING, offsetof(struct config, api_keys_file), "", 0, 0, NULL,
      "file of 'sk_... consumer-id' lines; setting it turns authentication on"},
     {"METRICS_TOKEN", SETTING_STRING, offsetof(struct config, metrics_token), "", 0, 0, NULL,
@@ -381,23 +391,41 @@ void config_free(struct config *cfg)
     }
 }
 
-/* If p starts a password keyword in conninfo, returns where its value
- * starts; otherwise NULL. */
-static const char *password_value(const char *conninfo, const char *p)
+/* Keywords whose values are secrets, in libpq's keyword form and in URI
+ * query parameters alike. */
+static const char *const secret_keywords[] = {"password", "sslpassword"};
+
+/* If p starts a secret keyword (at the start of a pair: after whitespace,
+ * '?' or '&') followed by '=', returns where its value starts and sets
+ * *name; otherwise NULL. */
+static const char *secret_value(const char *conninfo, const char *p, const char **name)
 {
-    if (strncmp(p, "password", 8) != 0)
-        return NULL;
     if (p != conninfo && !isspace((unsigned char)p[-1]) && p[-1] != '?' && p[-1] != '&')
         return NULL;
-    p += 8;
-    while (isspace((unsigned char)*p))
-        p++;
-    if (*p != '=')
-        return NULL;
-    p++;
-    while (isspace((unsigned char)*p))
-        p++;
-    return p;
+    for (size_t i = 0; i < sizeof(secret_keywords) / sizeof(secret_keywords[0]); i++) {
+        size_t len = strlen(secret_keywords[i]);
+        if (strncmp(p, secret_keywords[i], len) != 0)
+            continue;
+        const char *q = p + len;
+        while (isspace((unsigned char)*q))
+            q++;
+        if (*q != '=')
+            continue;
+        q++;
+        while (isspace((unsigned char)*q))
+            q++;
+        *name = secret_keywords[i];
+        return q;
+    }
+    return NULL;
+}
+
+/* Appends text to out, truncating; returns the new length. */
+static size_t append(char *out, size_t size, size_t o, const char *text, size_t len)
+{
+    while (len-- > 0 && o + 1 < size)
+        out[o++] = *text++;
+    return o;
 }
 
 void config_mask_conninfo(const char *conninfo, char *out, size_t size)
@@ -407,25 +435,36 @@ void config_mask_conninfo(const char *conninfo, char *out, size_t size)
     if (size == 0)
         return;
     while (*p != '\0' && o + 1 < size) {
-        /* URI form: scheme://user:secret@host */
+        /* URI form: scheme://user:secret@host keeps the user; a user
+         * part without ':' is a token (nats://token@host) and goes whole.
+         * A PostgreSQL URI's bare user name is no secret and stays. */
         if (strncmp(p, "://", 3) == 0) {
-            const char *at = strchr(p + 3, '@');
-            const char *colon = strchr(p + 3, ':');
-            const char *slash = strchr(p + 3, '/');
-            if (at != NULL && colon != NULL && colon < at && (slash == NULL || at < slash)) {
-                size_t head = (size_t)(colon + 1 - p);
-                int n = snprintf(out + o, size - o, "%.*s***", (int)head, p);
-                o += n > 0 ? (size_t)n : 0;
-                p = at;
-                continue;
+            const char *user = p + 3;
+            size_t span = strcspn(user, "@/?, \t");
+            if (user[span] == '@') {
+                const char *colon = memchr(user, ':', span);
+                bool postgres = (p - conninfo >= 8 && strncmp(p - 8, "postgres", 8) == 0) ||
+                                (p - conninfo >= 10 && strncmp(p - 10, "postgresql", 10) == 0);
+                if (colon != NULL) {
+                    o = append(out, size, o, p, (size_t)(colon + 1 - p));
+                    o = append(out, size, o, "***", 3);
+                    p = user + span;
+                    continue;
+                }
+                if (!postgres) {
+                    o = append(out, size, o, "://***", 6);
+                    p = user + span;
+                    continue;
+                }
             }
         }
         /* keyword form: password=secret, password = 'se cret' (libpq allows
          * any whitespace around '=' and between pairs) */
-        const char *value = password_value(conninfo, p);
+        const char *name = NULL;
+        const char *value = secret_value(conninfo, p, &name);
         if (value != NULL) {
-            int n = snprintf(out + o, size - o, "password=***");
-            o += n > 0 ? (size_t)n : 0;
+            o = append(out, size, o, name, strlen(name));
+            o = append(out, size, o, "=***", 4);
             p = value;
             if (*p == '\'') {
                 p++;

@@ -65,6 +65,11 @@ struct config {
     char *jwt_rs256_public_key_file;
     char *jwt_consumer_claim;
     char *api_keys_file;
+    char *jwt_audience;
+    char *jwt_issuer;
+    long long jwt_allow_no_exp;
+    long long jwt_leeway_seconds;
+    long long token_ttl_seconds;
     char *metrics_token;
     long long demo;
     char *demo_dir;

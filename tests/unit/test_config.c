@@ -500,6 +500,15 @@ static void config_mask_conninfo__forms__exact_output(void **state)
                   "host=db password=*** dbname=events");
     assert_masked("host=db user=password=x", "host=db user=password=x"); /* not a keyword */
     assert_masked("", "");
+    assert_masked("host=db sslpassword=k3y sslkey=/k", "host=db sslpassword=*** sslkey=/k");
+    assert_masked("postgresql://db/e?sslpassword=k3y", "postgresql://db/e?sslpassword=***");
+    /* NATS: user:password, a bare token, and a list of servers */
+    assert_masked("nats://app:s3cret@nats:4222", "nats://app:***@nats:4222");
+    assert_masked("nats://t0ken@nats:4222", "nats://***@nats:4222");
+    assert_masked("nats://a:s3cret@n1:4222,nats://t0ken@n2:4222",
+                  "nats://a:***@n1:4222,nats://***@n2:4222");
+    assert_masked("tls://t0ken@nats", "tls://***@nats");
+    assert_masked("nats://nats:4222", "nats://nats:4222");
 }
 
 /* BUG: libpq accepts spaces around '=' ("password = s3cret") and any
