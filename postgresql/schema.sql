@@ -86,4 +86,17 @@ CREATE TRIGGER events_notify AFTER INSERT ON events
     REFERENCING NEW TABLE AS inserted
     FOR EACH STATEMENT EXECUTE FUNCTION events_notify();
 
+-- Pruned marks: for each subscriber, the highest of its ids that retention
+-- (RETENTION_SECONDS) deleted, written in the transaction of the delete. A
+-- stream resuming from Last-Event-ID L for subscriber S may have lost rows
+-- only when L < max_pruned_id of S (no row of S above its mark was ever
+-- deleted, by the mark's definition). The service then sends the
+-- stream a history-gone event before what is left. Per subscriber, not one
+-- global mark, so that a quiet subscriber resuming from its own last event
+-- is not told of gaps in other subscribers' histories.
+CREATE TABLE IF NOT EXISTS events_pruned_subscribers (
+    subscriber text PRIMARY KEY,
+    max_pruned_id bigint NOT NULL
+);
+
 COMMIT;

@@ -61,6 +61,7 @@ struct service {
     struct tls_context *tls;
     struct auth *auth; /* NULL when authentication is off */
     struct demo *demo;
+    struct history *history;
     struct pg_listener *listener; /* INGEST=pg_notify */
     struct nats_ingest *nats;     /* INGEST=nats */
     struct event *sigterm_ev;
@@ -110,6 +111,7 @@ static void service_gauges(void *arg, struct metrics_gauges *g)
     g->replay_pool_waiting = pool.waiting;
     g->replay_budget_bytes = replay_budget_used(svc->replay);
     g->replay_budget_waiting = replay_budget_waiting(svc->replay);
+    g->long_polls_waiting = svc->history != NULL ? history_waiting(svc->history) : 0;
     g->ingest_connected = ingest_live(svc) ? 1 : 0;
     g->ingest_backlog = svc->nats != NULL       ? nats_ingest_backlog(svc->nats)
                         : svc->listener != NULL ? pg_listener_backlog(svc->listener)
@@ -249,11 +251,13 @@ static bool service_start(struct service *svc)
     if (svc->base == NULL)
         return false;
     svc->hub = hub_new((size_t)cfg->held_events_max);
-    size_t setup_len = strlen(replay_prepare_sql) + strlen(confirm_prepare_sql) + 1;
+    size_t setup_len =
+        strlen(replay_prepare_sql) + strlen(confirm_prepare_sql) + strlen(history_prepare_sql) + 1;
     svc->pool_setup_sql = malloc(setup_len);
     if (svc->hub == NULL || svc->pool_setup_sql == NULL)
         return false;
-    snprintf(svc->pool_setup_sql, setup_len, "%s%s", replay_prepare_sql, confirm_prepare_sql);
+    snprintf(svc->pool_setup_sql, setup_len, "%s%s%s", replay_prepare_sql, confirm_prepare_sql,
+             history_prepare_sql);
     struct pg_pool_options pool_options = {
         .conninfo = cfg->database_url,
         .setup_sql = svc->pool_setup_sql,
@@ -306,7 +310,10 @@ static bool service_start(struct service *svc)
     if (svc->demo == NULL)
         return false;
     struct router_hooks hooks = {service_ready, service_gauges, service_draining, svc};
-    svc->router = router_new(cfg, svc->sessions, &hooks, svc->auth, svc->demo);
+    svc->history = history_new(svc->base, svc->hub, svc->pool);
+    if (svc->history == NULL)
+        return false;
+    svc->router = router_new(cfg, svc->sessions, svc->history, &hooks, svc->auth, svc->demo);
     if (svc->router == NULL)
         return false;
     struct net_settings net_settings = {
@@ -346,6 +353,7 @@ static void service_stop(struct service *svc)
     net_server_free(svc->server);
     sessions_free(svc->sessions);
     router_free(svc->router);
+    history_free(svc->history);
     demo_free(svc->demo);
     auth_free(svc->auth);
     tls_context_free(svc->tls);

@@ -17,9 +17,11 @@
 #include <event2/buffer.h>
 #include <jansson.h>
 
+#include "api/history.h"
 #include "api/query.h"
 #include "api/request.h"
 #include "ops/log.h"
+#include "util/number.h"
 
 struct router {
     const struct config *cfg;
@@ -27,6 +29,7 @@ struct router {
     struct router_hooks hooks;
     struct auth *auth; /* NULL: no authentication */
     struct demo *demo;
+    struct history *history;
 };
 
 enum route_methods { ROUTE_GET = 1, ROUTE_HEAD = 2, ROUTE_POST = 4, ROUTE_OPTIONS = 8 };
@@ -225,42 +228,101 @@ static bool over_client_limits(struct router *r, struct exchange *x, const char 
     return true;
 }
 
-static void open_stream(struct router *r, struct exchange *x, const struct query *q,
-                        const char *path_consumer, bool websocket)
+/* Who asks for whose events, for streams and history alike: CORS, the
+ * credential (when authentication is on) and the consumer id. Answers the
+ * error itself and returns NULL; otherwise the consumer id, valid until
+ * *id is cleared (the caller clears it in both cases). */
+static const char *resolve_consumer(struct router *r, struct exchange *x, const struct query *q,
+                                    const char *path_consumer, struct auth_identity *id,
+                                    char *subprotocol, size_t size, bool *in_subprotocol)
 {
     const char *why = NULL;
-    int64_t last_id = 0;
-    struct auth_identity id = {0};
-    char subprotocol[4096];
-    bool credential_in_subprotocol = false;
     const char *consumer =
         path_consumer != NULL ? path_consumer : lookup(x, q, "x-consumer-id", "consumer_id");
 
+    *in_subprotocol = false;
     if (!cors_allow(r, x)) {
         exchange_respond_error(x, HTTP_ERROR_ORIGIN_NOT_ALLOWED, NULL);
-        return;
+        return NULL;
     }
     if (r->auth != NULL) {
-        const char *credential =
-            credential_of(x, q, subprotocol, sizeof(subprotocol), &credential_in_subprotocol);
-        if (!authorize(r, x, credential, consumer, &id))
-            return;
-        consumer = id.consumer_id;
+        const char *credential = credential_of(x, q, subprotocol, size, in_subprotocol);
+        if (!authorize(r, x, credential, consumer, id))
+            return NULL;
+        consumer = id->consumer_id;
     }
     if (consumer == NULL) {
         exchange_respond_error(x, HTTP_ERROR_MISSING_CONSUMER_ID, NULL);
-        goto done;
+        return NULL;
     }
     if (!request_consumer_id_valid(consumer, (size_t)r->cfg->consumer_id_max_bytes, &why)) {
         exchange_respond_error(x, HTTP_ERROR_INVALID_CONSUMER_ID, why);
-        goto done;
+        return NULL;
     }
+    return consumer;
+}
+
+/* The repeated type parameter. Answers the error itself and returns false. */
+static bool parse_types(struct exchange *x, const struct query *q, struct event_filter *filter)
+{
+    for (size_t i = 0; i < q->count; i++) {
+        if (strcmp(q->params[i].name, "type") != 0)
+            continue;
+        switch (event_filter_add(filter, q->params[i].value)) {
+        case EVENT_FILTER_ADDED:
+            break;
+        case EVENT_FILTER_INVALID:
+            exchange_respond_error(x, HTTP_ERROR_INVALID_TYPE, NULL);
+            return false;
+        case EVENT_FILTER_TOO_MANY:
+            exchange_respond_error(x, HTTP_ERROR_TOO_MANY_TYPES, NULL);
+            return false;
+        case EVENT_FILTER_NO_MEMORY:
+            exchange_respond_error(x, HTTP_ERROR_OUT_OF_MEMORY, NULL);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* An optional integer parameter within [min, max]; *out keeps its default
+ * when the parameter is absent. */
+static bool parse_bounded(const struct query *q, const char *name, int64_t min, int64_t max,
+                          int64_t *out)
+{
+    const char *text = query_get(q, name);
+    if (text == NULL)
+        return true;
+    return parse_int64(text, strlen(text), min, max, out);
+}
+
+static void open_stream(struct router *r, struct exchange *x, const struct query *q,
+                        const char *path_consumer, bool websocket)
+{
+    int64_t last_id = 0, initial = 0;
+    struct auth_identity id = {0};
+    struct event_filter filter = {0};
+    char subprotocol[4096];
+    bool credential_in_subprotocol = false;
+    const char *consumer = resolve_consumer(r, x, q, path_consumer, &id, subprotocol,
+                                            sizeof(subprotocol), &credential_in_subprotocol);
+    if (consumer == NULL)
+        goto done;
     enum last_event_id has_last =
         request_parse_last_event_id(lookup(x, q, "last-event-id", "last_event_id"), &last_id);
     if (has_last == LAST_EVENT_ID_INVALID) {
         exchange_respond_error(x, HTTP_ERROR_INVALID_LAST_EVENT_ID, NULL);
         goto done;
     }
+    const char *initial_text = query_get(q, "initial");
+    if (initial_text != NULL && strcmp(initial_text, "latest") == 0)
+        initial = 1;
+    else if (!parse_bounded(q, "initial", 1, 1000, &initial)) {
+        exchange_respond_error(x, HTTP_ERROR_INVALID_INITIAL, NULL);
+        goto done;
+    }
+    if (!parse_types(x, q, &filter))
+        goto done;
     if (r->hooks.draining(r->hooks.arg)) {
         exchange_add_header(x, "Retry-After", "1");
         exchange_respond_error(x, HTTP_ERROR_SHUTTING_DOWN, NULL);
@@ -277,6 +339,8 @@ static void open_stream(struct router *r, struct exchange *x, const struct query
         .consumer_id = consumer,
         .has_last_id = has_last == LAST_EVENT_ID_PRESENT,
         .last_id = last_id,
+        .initial = (int)initial,
+        .filter = &filter,
         .expires_at = id.expires_at,
         .forwarded_for = exchange_header(x, "x-forwarded-for"),
     };
@@ -295,7 +359,75 @@ static void open_stream(struct router *r, struct exchange *x, const struct query
     }
     session_start(s, sink);
 done:
+    event_filter_free(&filter);
     auth_identity_clear(&id);
+}
+
+/* ---- GET /events/history and GET /events/latest ---- */
+
+static void answer_history(struct router *r, struct exchange *x, bool latest)
+{
+    struct query q;
+    struct auth_identity id = {0};
+    struct event_filter filter = {0};
+    char subprotocol[8];
+    bool unused = false;
+    int64_t after = 0, limit = HISTORY_LIMIT_DEFAULT, wait = 0;
+
+    if (x->method == METHOD_OPTIONS) {
+        handle_preflight(r, x, "GET, OPTIONS");
+        return;
+    }
+    if (!query_parse(x->query, &q)) {
+        exchange_respond_error(x, HTTP_ERROR_INVALID_QUERY, NULL);
+        return;
+    }
+    const char *consumer =
+        resolve_consumer(r, x, &q, NULL, &id, subprotocol, sizeof(subprotocol), &unused);
+    if (consumer == NULL)
+        goto done;
+    if (!parse_types(x, &q, &filter))
+        goto done;
+    if (!latest) {
+        if (!parse_bounded(&q, "after", 0, INT64_MAX, &after)) {
+            exchange_respond_error(x, HTTP_ERROR_INVALID_AFTER, NULL);
+            goto done;
+        }
+        if (!parse_bounded(&q, "limit", 1, HISTORY_LIMIT_MAX, &limit)) {
+            exchange_respond_error(x, HTTP_ERROR_INVALID_LIMIT, NULL);
+            goto done;
+        }
+        if (!parse_bounded(&q, "wait", 0, HISTORY_WAIT_MAX_SECONDS, &wait)) {
+            exchange_respond_error(x, HTTP_ERROR_INVALID_WAIT, NULL);
+            goto done;
+        }
+    }
+    if (wait > 0 && over_client_limits(r, x, consumer))
+        goto done;
+    exchange_add_header(x, "Cache-Control", "no-store");
+    struct history_query hq = {
+        .consumer_id = consumer,
+        .filter = &filter,
+        .latest = latest,
+        .after = after,
+        .limit = (int)limit,
+        .wait_seconds = (int)wait,
+    };
+    history_answer(r->history, x, &hq);
+done:
+    event_filter_free(&filter);
+    auth_identity_clear(&id);
+    query_free(&q);
+}
+
+static void handle_history(struct router *r, struct exchange *x)
+{
+    answer_history(r, x, false);
+}
+
+static void handle_latest(struct router *r, struct exchange *x)
+{
+    answer_history(r, x, true);
 }
 
 static void handle_events(struct router *r, struct exchange *x)
@@ -554,6 +686,8 @@ static void handle_metrics(struct router *r, struct exchange *x)
 
 static const struct route routes[] = {
     {"/events", ROUTE_GET | ROUTE_OPTIONS, "GET, OPTIONS", handle_events},
+    {"/events/history", ROUTE_GET | ROUTE_OPTIONS, "GET, OPTIONS", handle_history},
+    {"/events/latest", ROUTE_GET | ROUTE_OPTIONS, "GET, OPTIONS", handle_latest},
     {"/ws/*", ROUTE_GET, "GET", handle_ws_path},
     {"/demo/events", ROUTE_POST | ROUTE_OPTIONS, "POST, OPTIONS", handle_demo_insert},
     {"/auth/token", ROUTE_POST | ROUTE_OPTIONS, "POST, OPTIONS", handle_token},
@@ -612,7 +746,8 @@ void router_handle(void *arg, struct exchange *x)
 }
 
 struct router *router_new(const struct config *cfg, struct sessions *sessions,
-                          const struct router_hooks *hooks, struct auth *auth, struct demo *demo)
+                          struct history *history, const struct router_hooks *hooks,
+                          struct auth *auth, struct demo *demo)
 {
     struct router *r = calloc(1, sizeof(*r));
     if (r == NULL)
@@ -622,6 +757,7 @@ struct router *router_new(const struct config *cfg, struct sessions *sessions,
     r->hooks = *hooks;
     r->auth = auth;
     r->demo = demo;
+    r->history = history;
     return r;
 }
 

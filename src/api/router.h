@@ -3,7 +3,9 @@
  *
  * Routes: GET /events (the SSE stream, or a WebSocket with Upgrade; the
  * consumer id and last id from headers or the consumer_id / last_event_id
- * query parameters, headers winning; CORS preflight with OPTIONS),
+ * query parameters, headers winning; initial=N and repeated type=
+ * parameters; CORS preflight with OPTIONS), GET /events/history and
+ * GET /events/latest (history.h, same consumer id and authentication),
  * GET /ws/{consumer_id} (WebSocket), GET /healthz and /manage/health,
  * GET /readyz, GET /metrics (a bearer METRICS_TOKEN when set), the demo page
  * at / and POST /demo/events (DEMO=1 only). Every error is a JSON body with
@@ -20,6 +22,7 @@
 
 #include "api/auth.h"
 #include "api/demo.h"
+#include "api/history.h"
 #include "core/session.h"
 #include "net/exchange.h"
 #include "ops/config.h"
@@ -40,7 +43,8 @@ struct router;
  * auth pointer is read at every request, so it may be replaced (SIGHUP)
  * with router_set_auth(). */
 struct router *router_new(const struct config *cfg, struct sessions *sessions,
-                          const struct router_hooks *hooks, struct auth *auth, struct demo *demo);
+                          struct history *history, const struct router_hooks *hooks,
+                          struct auth *auth, struct demo *demo);
 void router_free(struct router *r);
 void router_set_auth(struct router *r, struct auth *auth);
 

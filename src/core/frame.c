@@ -6,6 +6,7 @@
  */
 #include "core/frame.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,29 +120,6 @@ static const char *field(const struct frame *f, const char *name, size_t *len)
     return NULL;
 }
 
-/* Writes s as the inside of a JSON string (a type holds no CR, LF or NUL,
- * but may hold quotes, backslashes and other controls). */
-static size_t put_json_text(char *out, const char *s, size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            out[o++] = '\\';
-            out[o++] = (char)c;
-        } else if (c < 0x20) {
-            memcpy(out + o, "\\u00", 4);
-            out[o + 4] = hex[c >> 4];
-            out[o + 5] = hex[c & 15];
-            o += 6;
-        } else {
-            out[o++] = (char)c;
-        }
-    }
-    return o;
-}
-
 const char *frame_ws_text(struct frame *f, size_t *len)
 {
     if (f->ws != NULL) {
@@ -174,7 +152,7 @@ const char *frame_ws_text(struct frame *f, size_t *len)
     }
     memcpy(text + o, ",\"event\":\"", 10);
     o += 10;
-    o += put_json_text(text + o, type != NULL ? type : "message", type != NULL ? type_len : 7);
+    o += json_escape(text + o, type != NULL ? type : "message", type != NULL ? type_len : 7);
     memcpy(text + o, "\",\"data\":", 9);
     o += 9;
     memcpy(text + o, data, data_len);
@@ -184,6 +162,33 @@ const char *frame_ws_text(struct frame *f, size_t *len)
     f->ws_len = o;
     *len = o;
     return text;
+}
+
+struct frame *frame_new_signal(const char *name, const char *data_json)
+{
+    size_t name_len = strlen(name), data_len = strlen(data_json);
+    size_t size = sizeof("event: \ndata: \n\n") + name_len + data_len;
+    struct frame *f = malloc(sizeof(*f) + size);
+    if (f == NULL)
+        return NULL;
+    f->refs = 1;
+    f->ws = NULL;
+    f->ws_len = 0;
+    f->id = 0;
+    f->timestamp = 0;
+    int n = snprintf(f->bytes, size, "event: %s\ndata: %s\n\n", name, data_json);
+    f->len = n > 0 ? (size_t)n : 0;
+    return f;
+}
+
+const char *frame_type(const struct frame *f, size_t *len)
+{
+    const char *type = field(f, "event: ", len);
+    if (type == NULL) {
+        *len = 0;
+        return "";
+    }
+    return type;
 }
 
 struct frame *frame_ref(struct frame *f)

@@ -49,6 +49,14 @@ struct frame *frame_new_event(int64_t id, const char *type, size_t type_len, con
  * when out of memory. */
 const char *frame_ws_text(struct frame *f, size_t *len);
 
+/* A frame that is no event (no id: it moves no cursor), such as the
+ * history-gone signal: `event: <name>` and `data: <data_json>`, data_json a
+ * JSON object the caller built. NULL when out of memory. */
+struct frame *frame_new_signal(const char *name, const char *data_json);
+
+/* The event's type as written in the frame ("" for an untyped event). */
+const char *frame_type(const struct frame *f, size_t *len);
+
 struct frame *frame_ref(struct frame *f);
 void frame_unref(struct frame *f);
 

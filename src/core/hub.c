@@ -240,7 +240,8 @@ static void member_write_one(struct hub_member *m, struct frame *f)
 {
     if (f->id <= m->cursor)
         return;
-    m->ops->write(m, &f, 1);
+    if (m->filter == NULL || event_filter_match(m->filter, f))
+        m->ops->write(m, &f, 1);
     m->cursor = f->id;
 }
 
@@ -275,15 +276,31 @@ void hub_member_deliver(struct hub_member *m, struct frame *const *frames, size_
     if (first == count)
         return;
     /* Replayed pages are in id order, so everything after the first new id
-     * is new too; write the run in one call. */
-    m->ops->write(m, frames + first, count - first);
+     * is new too; write the run in one call, or, filtered, each run of
+     * wanted events. */
+    if (m->filter == NULL) {
+        m->ops->write(m, frames + first, count - first);
+    } else {
+        size_t run = first;
+        for (size_t i = first; i <= count; i++) {
+            if (i < count && event_filter_match(m->filter, frames[i]))
+                continue;
+            if (i > run)
+                m->ops->write(m, frames + run, i - run);
+            run = i + 1;
+        }
+    }
     m->cursor = frames[count - 1]->id;
 }
 
-void hub_member_rewind(struct hub_member *m, int64_t newest)
+void hub_member_start_at(struct hub_member *m, int64_t cursor)
 {
-    if (newest < m->cursor)
-        m->cursor = newest;
+    m->cursor = cursor;
+}
+
+void hub_member_signal(struct hub_member *m, struct frame *signal)
+{
+    m->ops->write(m, &signal, 1);
 }
 
 void hub_member_begin_catchup(struct hub_member *m)

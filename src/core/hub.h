@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/event_filter.h"
 #include "core/frame.h"
 #include "util/list.h"
 
@@ -71,6 +72,9 @@ struct hub_member {
     size_t held_count;
     size_t held_capacity;
     struct hub_catchup catchup;
+    /* Types the member takes (NULL: all), set by its owner after
+     * hub_join(). Events of other types move the cursor unwritten. */
+    const struct event_filter *filter;
 };
 
 /* Called when the ingest comes up, for the replay module to start catch-ups:
@@ -104,9 +108,14 @@ size_t hub_publish(struct hub *hub, const char *subscriber, size_t subscriber_le
 /* Writes replayed frames to m, skipping ids <= its cursor, and advances it. */
 void hub_member_deliver(struct hub_member *m, struct frame *const *frames, size_t count);
 
-/* Moves a member's cursor back to newest (only ever backwards), for a cursor
- * that points past anything the table holds. */
-void hub_member_rewind(struct hub_member *m, int64_t newest);
+/* Sets the cursor of a member that is catching up, for the replay when it
+ * decides where a stream starts (initial=N, a cursor the database cannot
+ * have handed out). Held events are then released with id > cursor. */
+void hub_member_start_at(struct hub_member *m, int64_t cursor);
+
+/* Writes a signal frame (no id, frame_new_signal()) to the member now,
+ * whatever its state, without touching its cursor. */
+void hub_member_signal(struct hub_member *m, struct frame *signal);
 
 /* A member starts catching up (gap fill): live events are held from now on. */
 void hub_member_begin_catchup(struct hub_member *m);

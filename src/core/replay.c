@@ -27,8 +27,18 @@
 const char replay_prepare_sql[] =
     "PREPARE piper_replay_page(text, bigint, integer) AS " EVENT_ROW_REPLAY_SELECT
     " WHERE subscriber = $1 AND id > $2 ORDER BY id LIMIT $3;"
-    "PREPARE piper_replay_newest(text) AS"
-    " SELECT coalesce(max(id), 0) FROM events WHERE subscriber = $1;";
+    /* Where a job starts (see on_start): the consumer's pruned mark, the
+     * highest id the sequence has handed out, its oldest and newest rows
+     * (of the stream's types, $3; NULL: all) and the oldest of its newest
+     * $2 rows of those types. */
+    "PREPARE piper_replay_start(text, integer, text[]) AS SELECT"
+    " (SELECT coalesce(max(max_pruned_id), 0) FROM events_pruned_subscribers"
+    "   WHERE subscriber = $1),"
+    " (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM events_id_seq),"
+    " (SELECT min(id) FROM events WHERE subscriber = $1 AND ($3 IS NULL OR type = ANY($3))),"
+    " (SELECT max(id) FROM events WHERE subscriber = $1),"
+    " (SELECT min(id) FROM (SELECT id FROM events WHERE subscriber = $1"
+    "   AND ($3 IS NULL OR type = ANY($3)) ORDER BY id DESC LIMIT $2) newest);";
 
 enum { FIRST_PAGE_ROWS = 16, PAGE_GROWTH = 8 };
 
@@ -65,7 +75,9 @@ struct replay_job {
     bool query_in_flight; /* a query runs on a pool connection */
     size_t reserved;      /* budget held for the page being read or drained */
     bool page_was_full;
-    bool read_any;    /* a page of this job has returned rows */
+    bool started;     /* the start question (on_start) was answered */
+    int initial;      /* initial=N of the stream served; 0: none */
+    char *types;      /* the stream's types as a text[] literal; NULL: all */
     int64_t position; /* highest id read so far */
     uint64_t query_generation;
     size_t page_limit;
@@ -144,7 +156,8 @@ static void on_grant(evutil_socket_t fd, short what, void *arg)
 
 /* ---- jobs ---- */
 
-static struct replay_job *job_new(struct replay *r, const char *consumer_id, int64_t position)
+static struct replay_job *job_new(struct replay *r, const char *consumer_id, int64_t position,
+                                  const struct replay_start *start)
 {
     size_t len = strlen(consumer_id);
     struct replay_job *job = calloc(1, sizeof(*job) + len + 1);
@@ -152,6 +165,15 @@ static struct replay_job *job_new(struct replay *r, const char *consumer_id, int
         return NULL;
     job->r = r;
     job->state = JOB_WAITING_BUDGET;
+    if (start != NULL) {
+        bool failed = false;
+        job->initial = start->initial;
+        job->types = event_filter_sql_array(start->filter, &failed);
+        if (failed) {
+            free(job);
+            return NULL;
+        }
+    }
     list_init(&job->targets);
     list_init(&job->budget_link);
     job->position = position;
@@ -202,6 +224,7 @@ static void job_free(struct replay_job *job)
         event_free(job->retry_ev);
     list_remove(&job->link);
     r->job_count--;
+    free(job->types);
     free(job);
 }
 
@@ -342,8 +365,6 @@ static void job_deliver_page(struct replay_job *job, const PGresult *res)
         job_retry_later(job);
         return;
     }
-    if (rows > 0)
-        job->read_any = true;
     job->page_was_full = job_account_page(job, res);
     size_t count = job_fill_frames(job, res, frames);
     job_enter(job, JOB_DRAINING);
@@ -382,56 +403,9 @@ static bool query_failed(struct replay_job *job, const PGresult *res)
     return true;
 }
 
-/* A cursor beyond the consumer's newest row cannot come from this database
- * (a client saw id N only if N was committed): the table was restored or
- * reset. Such members restart from the newest row, or they would never see
- * another event until the ids caught up. */
-static void on_newest(struct pg_conn *conn, const PGresult *res, void *arg)
-{
-    struct replay_job *job = arg;
-    int64_t newest = 0;
-    pg_pool_release(job->r->pool, conn);
-    job->query_in_flight = false;
-    if (job->abandoned) {
-        job_free(job);
-        return;
-    }
-    if (query_failed(job, res))
-        return;
-    if (!parse_int64(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), 0, INT64_MAX,
-                     &newest)) {
-        log_error("replay: unreadable newest id", "consumer=%s", job->consumer_id);
-        job_retry_later(job);
-        return;
-    }
-    for (struct list_node *n = job->targets.next; n != &job->targets; n = n->next) {
-        struct hub_member *m = target_member(n);
-        if (m->cursor <= newest)
-            continue;
-        static struct log_limit limit;
-        unsigned dropped;
-        if (log_limit_allow(&limit, &dropped))
-            log_warn("Last-Event-ID is beyond the newest event; resuming from the newest",
-                     "consumer=%s last_event_id=%" PRId64 " newest=%" PRId64 " dropped=%u",
-                     job->consumer_id, m->cursor, newest, dropped);
-        hub_member_rewind(m, newest);
-    }
-    if (job->position > newest)
-        job->position = newest;
-    job->page_was_full = false;
-    job_enter(job, JOB_DRAINING);
-    job_drained(job);
-}
-
 static void on_page(struct pg_conn *conn, const PGresult *res, void *arg)
 {
     struct replay_job *job = arg;
-    const char *params[1] = {job->consumer_id};
-
-    if (!job->abandoned && res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK &&
-        PQntuples(res) == 0 && !job->read_any && job->position > 0 &&
-        pg_conn_execute(conn, "piper_replay_newest", 1, params, on_newest, job))
-        return; /* keep the connection for one more question */
     pg_pool_release(job->r->pool, conn);
     job->query_in_flight = false;
     if (job->abandoned) {
@@ -443,9 +417,9 @@ static void on_page(struct pg_conn *conn, const PGresult *res, void *arg)
     job_deliver_page(job, res);
 }
 
-static void on_granted(struct pg_pool_waiter *w, struct pg_conn *conn)
+/* Sends the next page's query on conn; false when it cannot. */
+static bool job_send_page(struct replay_job *job, struct pg_conn *conn)
 {
-    struct replay_job *job = container_of(w, struct replay_job, waiter);
     char position[24], limit[24];
     const char *params[3] = {job->consumer_id, position, limit};
 
@@ -454,7 +428,124 @@ static void on_granted(struct pg_pool_waiter *w, struct pg_conn *conn)
     job->query_generation = hub_live_generation(job->r->hub);
     for (struct list_node *n = job->targets.next; n != &job->targets; n = n->next)
         target_member(n)->held_overflowed = false;
-    if (!pg_conn_execute(conn, "piper_replay_page", 3, params, on_page, job)) {
+    return pg_conn_execute(conn, "piper_replay_page", 3, params, on_page, job);
+}
+
+/* The answers of piper_replay_start, NULL-aware. */
+struct start_facts {
+    int64_t pruned;  /* the consumer's highest pruned id; 0: none */
+    int64_t issued;  /* the highest id the sequence has handed out */
+    int64_t oldest;  /* oldest row of the stream's types; 0: none */
+    int64_t newest;  /* newest row of any type; 0: none */
+    int64_t initial; /* oldest of the newest N rows of its types; 0: none */
+};
+
+static bool start_value(const PGresult *res, int column, int64_t *out)
+{
+    *out = 0;
+    if (PQgetisnull(res, 0, column))
+        return true;
+    return parse_int64(PQgetvalue(res, 0, column), (size_t)PQgetlength(res, 0, column), INT64_MIN,
+                       INT64_MAX, out);
+}
+
+static bool start_facts_read(const PGresult *res, struct start_facts *f)
+{
+    return PQntuples(res) == 1 && PQnfields(res) == 5 && start_value(res, 0, &f->pruned) &&
+           start_value(res, 1, &f->issued) && start_value(res, 2, &f->oldest) &&
+           start_value(res, 3, &f->newest) && start_value(res, 4, &f->initial);
+}
+
+/* Writes the history-gone signal (event.h's contract: no id, so it moves
+ * no cursor) to a member. */
+static void signal_history_gone(struct replay_job *job, struct hub_member *m, int64_t requested,
+                                const struct start_facts *f, bool unknown)
+{
+    char data[160], oldest[32];
+    if (f->oldest > 0)
+        snprintf(oldest, sizeof(oldest), "\"%" PRId64 "\"", f->oldest);
+    else
+        snprintf(oldest, sizeof(oldest), "null");
+    snprintf(data, sizeof(data), "{\"last_event_id\":\"%" PRId64 "\",\"oldest_id\":%s%s}",
+             requested, oldest, unknown ? ",\"reason\":\"unknown_cursor\"" : "");
+    struct frame *signal = frame_new_signal("history-gone", data);
+    if (signal == NULL) {
+        log_error("history-gone signal not sent: out of memory", "consumer=%s", job->consumer_id);
+        return;
+    }
+    hub_member_signal(m, signal);
+    frame_unref(signal);
+    metrics.history_gone[unknown ? HISTORY_GONE_UNKNOWN_CURSOR : HISTORY_GONE_PRUNED]++;
+    static struct log_limit limit;
+    unsigned dropped;
+    if (log_limit_allow(&limit, &dropped))
+        log_info("history gone",
+                 "consumer=%s last_event_id=%" PRId64 " oldest_id=%" PRId64 " reason=%s dropped=%u",
+                 job->consumer_id, requested, f->oldest, unknown ? "unknown_cursor" : "pruned",
+                 dropped);
+}
+
+/* Decides where each member starts (replay.h: Where a replay starts). */
+static void job_apply_start(struct replay_job *job, const struct start_facts *f)
+{
+    int64_t lowest = INT64_MAX;
+    for (struct list_node *n = job->targets.next; n != &job->targets; n = n->next) {
+        struct hub_member *m = target_member(n);
+        if (job->initial > 0) {
+            /* The newest N rows of its types, oldest first; with none, from
+             * the newest row of any type on. */
+            hub_member_start_at(m, f->initial > 0 ? f->initial - 1 : f->newest);
+        } else if (m->cursor > f->issued) {
+            int64_t requested = m->cursor;
+            hub_member_start_at(m, f->newest > 0 ? f->newest - 1 : 0);
+            signal_history_gone(job, m, requested, f, true);
+        } else if (m->cursor < f->pruned) {
+            signal_history_gone(job, m, m->cursor, f, false);
+        }
+        if (m->cursor < lowest)
+            lowest = m->cursor;
+    }
+    if (lowest != INT64_MAX)
+        job->position = lowest;
+}
+
+static void on_start(struct pg_conn *conn, const PGresult *res, void *arg)
+{
+    struct replay_job *job = arg;
+    struct start_facts facts;
+    if (!job->abandoned && res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK) {
+        if (start_facts_read(res, &facts)) {
+            job->started = true;
+            job_apply_start(job, &facts);
+            if (job_send_page(job, conn))
+                return; /* same connection, same budget */
+        } else {
+            log_error("replay: unreadable start", "consumer=%s", job->consumer_id);
+        }
+    }
+    pg_pool_release(job->r->pool, conn);
+    job->query_in_flight = false;
+    if (job->abandoned) {
+        job_free(job);
+        return;
+    }
+    if (!query_failed(job, res))
+        job_retry_later(job);
+}
+
+static void on_granted(struct pg_pool_waiter *w, struct pg_conn *conn)
+{
+    struct replay_job *job = container_of(w, struct replay_job, waiter);
+    bool sent;
+    if (job->started) {
+        sent = job_send_page(job, conn);
+    } else {
+        char initial[16];
+        const char *params[3] = {job->consumer_id, initial, job->types};
+        snprintf(initial, sizeof(initial), "%d", job->initial > 0 ? job->initial : 1);
+        sent = pg_conn_execute(conn, "piper_replay_start", 3, params, on_start, job);
+    }
+    if (!sent) {
         pg_pool_release(job->r->pool, conn);
         job_retry_later(job);
         return;
@@ -508,9 +599,9 @@ void replay_free(struct replay *r)
     free(r);
 }
 
-void replay_catch_up(struct replay *r, struct hub_member *m)
+void replay_catch_up(struct replay *r, struct hub_member *m, const struct replay_start *start)
 {
-    struct replay_job *job = job_new(r, hub_consumer_id(m->consumer), m->cursor);
+    struct replay_job *job = job_new(r, hub_consumer_id(m->consumer), m->cursor, start);
     if (job == NULL) {
         /* Parked: the next resync retries; the stream keeps its heartbeats. */
         log_error("replay not started: out of memory", "consumer=%s", hub_consumer_id(m->consumer));
@@ -566,7 +657,7 @@ static void resync_consumer(struct hub_consumer *c, void *arg)
         if (m->catchup.job != NULL || m->cursor == HUB_CURSOR_UNSET || (!parked && !ctx->gap_fill))
             continue;
         if (job == NULL) {
-            job = job_new(ctx->r, hub_consumer_id(c), m->cursor);
+            job = job_new(ctx->r, hub_consumer_id(c), m->cursor, NULL);
             if (job == NULL) {
                 log_error("resync skipped: out of memory", "consumer=%s", hub_consumer_id(c));
                 return;

@@ -26,6 +26,23 @@
  * page. A stream whose client takes nothing is cut by the session's
  * no-progress timeout (WRITE_TIMEOUT_SECONDS), which returns its share.
  *
+ * Where a replay starts: before its first page a job asks the database
+ * (piper_replay_start) for the consumer's pruned mark (the highest of its
+ * ids that retention deleted, from events_pruned_subscribers), the highest
+ * id the sequence has handed out, and its oldest and newest rows. Then, per
+ * member:
+ *   - initial=N (a stream without Last-Event-ID that asked for its newest N
+ *     rows first): the cursor goes just below the oldest of those N rows;
+ *   - a cursor above every id ever handed out cannot come from this
+ *     database (it was restored or reset): the member gets a history-gone
+ *     signal with reason unknown_cursor and starts at the consumer's
+ *     newest row, which it receives;
+ *   - a cursor below the pruned mark: rows after it may be gone, so the
+ *     member gets a history-gone signal, then whatever is left after it.
+ * The signal is a frame without an id (frame_new_signal()), written before
+ * any replayed row, so a client always learns of a gap before it could
+ * mistake what follows for a complete history.
+ *
  * Hand-over: after a short page, members go live (releasing the live events
  * they held) only if the ingest was live when that page's query started and
  * still is, and no member dropped held events meanwhile. Then every event
@@ -42,6 +59,7 @@
 
 #include <event2/event.h>
 
+#include "core/event_filter.h"
 #include "core/hub.h"
 #include "db/pg_pool.h"
 
@@ -63,8 +81,15 @@ struct replay *replay_new(struct event_base *base, struct hub *hub, struct pg_po
 /* Ends every job; their members stay as they are in the hub. */
 void replay_free(struct replay *r);
 
-/* Starts catching up a member that joined the hub CATCHING_UP. */
-void replay_catch_up(struct replay *r, struct hub_member *m);
+/* What the stream asked for that decides where its replay starts. */
+struct replay_start {
+    int initial;                       /* initial=N; 0: resume from the cursor */
+    const struct event_filter *filter; /* its types (NULL: all); copied */
+};
+
+/* Starts catching up a member that joined the hub CATCHING_UP; start may
+ * be NULL (a plain resume of every type). */
+void replay_catch_up(struct replay *r, struct hub_member *m, const struct replay_start *start);
 
 /* The member's pending output fell to HUB_LOW_WATERMARK or below (its job
  * may be waiting for that). */

@@ -43,6 +43,7 @@ struct session {
     struct timeval opened_at;
     struct event *expiry_ev; /* only for streams opened with an expiring credential */
     struct session_params params;
+    struct event_filter filter;
     char strings[]; /* consumer id and forwarded_for, until started */
 };
 
@@ -160,6 +161,7 @@ void session_sink_gone(struct session_sink *sink, enum close_reason reason)
     if (s->expiry_ev != NULL)
         event_free(s->expiry_ev);
     sink->session = NULL;
+    event_filter_free(&s->filter);
     free(s);
     if (all->shutting_down && all->count == 0)
         event_active(all->shutdown_ev, EV_TIMEOUT, 1);
@@ -340,11 +342,20 @@ struct session *session_new(struct sessions *all, const struct session_params *p
     list_init(&s->link);
     list_init(&s->wheel_link);
     list_init(&s->soft_link);
-    if ((params->expires_at != 0 && !arm_expiry(s, params->expires_at)) ||
-        !hub_join(all->hub, s->params.consumer_id, &s->member, &session_ops, params->has_last_id,
-                  params->last_id)) {
+    if (params->has_last_id)
+        s->params.initial = 0;
+    s->params.filter = NULL;
+    bool catch_up = params->has_last_id || s->params.initial > 0;
+    if ((params->filter != NULL && !event_filter_copy(&s->filter, params->filter)) ||
+        (params->expires_at != 0 && !arm_expiry(s, params->expires_at)) ||
+        !hub_join(all->hub, s->params.consumer_id, &s->member, &session_ops, catch_up,
+                  params->has_last_id ? params->last_id : 0)) {
         session_discard(s);
         return NULL;
+    }
+    if (!event_filter_empty(&s->filter)) {
+        s->params.filter = &s->filter;
+        s->member.filter = &s->filter;
     }
     return s;
 }
@@ -356,6 +367,7 @@ void session_discard(struct session *s)
     hub_leave(s->all->hub, &s->member);
     if (s->expiry_ev != NULL)
         event_free(s->expiry_ev);
+    event_filter_free(&s->filter);
     free(s);
 }
 
@@ -390,8 +402,10 @@ void session_start(struct session *s, struct session_sink *sink)
                  "session=%" PRIu64 " consumer=%s peer=%s port=%u transport=%s forwarded_for=%s",
                  s->id, s->params.consumer_id, peer, port, transport_kind_name(sink->ops->kind),
                  forwarded);
-    if (s->params.has_last_id)
-        replay_catch_up(all->replay, &s->member);
+    if (s->params.has_last_id || s->params.initial > 0) {
+        struct replay_start start = {s->params.initial, s->params.filter};
+        replay_catch_up(all->replay, &s->member, &start);
+    }
 }
 
 size_t sessions_count(const struct sessions *all)

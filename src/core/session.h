@@ -99,8 +99,10 @@ struct session_params {
     const char *consumer_id;
     bool has_last_id; /* replay events after last_id first */
     int64_t last_id;
-    int64_t expires_at;        /* Unix seconds; 0: the credential never expires */
-    const char *forwarded_for; /* for logs; NULL: none */
+    int initial;                       /* without last_id: first send the newest N rows */
+    const struct event_filter *filter; /* types wanted (NULL: all); copied */
+    int64_t expires_at;                /* Unix seconds; 0: the credential never expires */
+    const char *forwarded_for;         /* for logs; NULL: none */
 };
 
 /* A session not yet started: it has joined the hub but written nothing,

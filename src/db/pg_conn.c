@@ -322,8 +322,8 @@ static bool enqueue(struct pg_conn *c, bool at_front, const char *text, bool pre
     cmd->nparams = nparams;
     bool ok = cmd->text != NULL && (nparams == 0 || cmd->params != NULL);
     for (int i = 0; ok && i < nparams; i++) {
-        cmd->params[i] = strdup(params[i]);
-        ok = cmd->params[i] != NULL;
+        cmd->params[i] = params[i] != NULL ? strdup(params[i]) : NULL; /* NULL: SQL NULL */
+        ok = params[i] == NULL || cmd->params[i] != NULL;
     }
     if (!ok) {
         free_command(cmd);

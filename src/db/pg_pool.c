@@ -381,8 +381,8 @@ struct pg_pool_query *pg_pool_query(struct pg_pool *pool, const char *command, b
     q->params = nparams > 0 ? calloc((size_t)nparams, sizeof(char *)) : NULL;
     bool ok = q->command != NULL && (nparams == 0 || q->params != NULL);
     for (int i = 0; ok && i < nparams; i++) {
-        q->params[i] = strdup(params[i]);
-        ok = q->params[i] != NULL;
+        q->params[i] = params[i] != NULL ? strdup(params[i]) : NULL; /* NULL: SQL NULL */
+        ok = params[i] == NULL || q->params[i] != NULL;
         q->nparams = i + 1;
     }
     if (!ok) {

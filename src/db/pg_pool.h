@@ -69,9 +69,9 @@ void pg_pool_get_stats(const struct pg_pool *pool, struct pg_pool_stats *stats);
  * prepared is true, else SQL text), gives the connection back and then calls
  * fn with the result, or with res == NULL if the connection broke (fn's conn
  * argument is NULL: the connection is already back in the pool). Parameters
- * are copied. Returns a handle for pg_pool_query_cancel(), or NULL when out
- * of memory (fn is then never called). Queries still open when the pool is
- * freed are freed with it, without their callback. */
+ * are copied (a NULL parameter is SQL NULL). Returns a handle for pg_pool_query_cancel(), or NULL
+ * when out of memory (fn is then never called). Queries still open when the pool is freed are freed
+ * with it, without their callback. */
 struct pg_pool_query;
 struct pg_pool_query *pg_pool_query(struct pg_pool *pool, const char *command, bool prepared,
                                     int nparams, const char *const *params, pg_result_fn fn,

@@ -24,6 +24,11 @@
     X(INVALID_BODY, "invalid_body", 400,                                                           \
       "expected {\"consumer_id\": string, \"type\": string, \"payload\": object}")                 \
     X(INVALID_TYPE, "invalid_type", 400, "type must be a non-empty string without line breaks")    \
+    X(TOO_MANY_TYPES, "too_many_types", 400, "at most 16 type parameters")                         \
+    X(INVALID_INITIAL, "invalid_initial", 400, "initial must be 1 to 1000, or latest")             \
+    X(INVALID_AFTER, "invalid_after", 400, "after must be a non-negative integer")                 \
+    X(INVALID_LIMIT, "invalid_limit", 400, "limit must be 1 to 1000")                              \
+    X(INVALID_WAIT, "invalid_wait", 400, "wait must be 0 to 60 seconds")                           \
     X(MISSING_TOKEN, "missing_token", 401, "send Authorization: Bearer <token> or ?access_token=") \
     X(API_KEY_REQUIRED, "api_key_required", 401,                                                   \
       "send an API key as X-API-Key or Authorization: Bearer")                                     \
@@ -32,6 +37,7 @@
     X(WRONG_CONSUMER, "wrong_consumer", 403, "this credential does not allow that consumer id")    \
     X(ORIGIN_NOT_ALLOWED, "origin_not_allowed", 403, "this origin is not in CORS_ORIGINS")         \
     X(NOT_FOUND, "not_found", 404, "no such path")                                                 \
+    X(NO_EVENTS, "no_events", 404, "this consumer has no events of these types")                   \
     X(DEMO_DISABLED, "demo_disabled", 404, "the demo is off; start the service with DEMO=1")       \
     X(TOKENS_DISABLED, "tokens_disabled", 404,                                                     \
       "issuing tokens needs API_KEYS_FILE and JWT_HS256_SECRET")                                   \
@@ -47,7 +53,8 @@
       "this instance is at its stream limit; retry later or elsewhere")                            \
     X(SHUTTING_DOWN, "shutting_down", 503, "this instance is shutting down; reconnect")            \
     X(OUT_OF_MEMORY, "out_of_memory", 503, "cannot serve this request now; retry later")           \
-    X(INSERT_FAILED, "insert_failed", 503, "the database did not take the insert; retry later")
+    X(INSERT_FAILED, "insert_failed", 503, "the database did not take the insert; retry later")    \
+    X(HISTORY_FAILED, "history_failed", 503, "the database did not answer; retry later")
 
 enum http_error {
 #define HTTP_ERROR_ENUM(name, code, status, message) HTTP_ERROR_##name,

@@ -19,6 +19,8 @@ static const double lag_bounds[LAG_BUCKET_COUNT - 1] = {0.0005, 0.001, 0.0025, 0
 static const char *const close_names[CLOSE_REASON_COUNT] = {
     "client_gone", "slow_consumer", "shutdown", "write_error", "token_expired", "protocol_error"};
 static const char *const transport_names[TRANSPORT_KIND_COUNT] = {"http1", "h2", "websocket"};
+static const char *const history_gone_names[HISTORY_GONE_COUNT] = {"pruned", "unknown_cursor"};
+static const char *const history_endpoint_names[HISTORY_ENDPOINT_COUNT] = {"history", "latest"};
 static const char *const invalid_names[INVALID_REASON_COUNT] = {"bad_notification", "bad_message",
                                                                 "bad_row", "missing_row"};
 
@@ -140,6 +142,14 @@ void metrics_render(struct evbuffer *out, const struct metrics_gauges *g)
             "Times a catching-up stream held too many live events and re-read them from the "
             "table instead.",
             metrics.held_overflows);
+    labelled(out, "event_piper_history_gone_total",
+             "history-gone signals sent to streams, by reason.", "reason", history_gone_names,
+             metrics.history_gone, HISTORY_GONE_COUNT);
+    labelled(out, "event_piper_history_requests_total",
+             "REST history requests answered (200 or 404), by endpoint.", "endpoint",
+             history_endpoint_names, metrics.history_requests, HISTORY_ENDPOINT_COUNT);
+    gauge(out, "event_piper_history_long_polls_waiting",
+          "History requests waiting (wait=) for a row to arrive.", (double)g->long_polls_waiting);
     counter(out, "event_piper_listener_reconnects_total",
             "Times the ingest connection was re-established after a loss.",
             metrics.listener_reconnects);

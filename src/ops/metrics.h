@@ -40,6 +40,12 @@ enum invalid_reason {
     INVALID_REASON_COUNT
 };
 
+/* Why a stream was told its history is gone (replay.h). */
+enum history_gone_reason { HISTORY_GONE_PRUNED, HISTORY_GONE_UNKNOWN_CURSOR, HISTORY_GONE_COUNT };
+
+/* The REST history endpoints, for the endpoint label. */
+enum history_endpoint { HISTORY_ENDPOINT_HISTORY, HISTORY_ENDPOINT_LATEST, HISTORY_ENDPOINT_COUNT };
+
 #define LAG_BUCKET_COUNT 12
 
 struct metrics {
@@ -54,6 +60,8 @@ struct metrics {
     uint64_t replay_queries;
     uint64_t replay_rows;
     uint64_t held_overflows;
+    uint64_t history_gone[HISTORY_GONE_COUNT];
+    uint64_t history_requests[HISTORY_ENDPOINT_COUNT]; /* answered with 200 or 404 */
     uint64_t listener_reconnects;
     uint64_t connections_accepted;
     uint64_t connections_limited; /* times accepting paused at MAX_CONNECTIONS */
@@ -83,6 +91,7 @@ struct metrics_gauges {
     size_t replay_pool_waiting;
     size_t replay_budget_bytes;
     size_t replay_budget_waiting;
+    size_t long_polls_waiting; /* history requests held by wait= */
     int ingest_connected;
     size_t ingest_backlog; /* hints and confirmed rows not yet published */
     double started_at;     /* Unix seconds */

@@ -28,6 +28,11 @@ enum json_kind {
     JSON_KIND_NULL,
 };
 
+/* Writes s as the inside of a JSON string (quotes, backslashes and
+ * control bytes escaped; other bytes as they are, so s should be UTF-8)
+ * into out, which needs room for 6 * len bytes. Returns the length. */
+size_t json_escape(char *out, const char *s, size_t len);
+
 /* Deepest nesting of arrays and objects accepted. */
 #define JSON_MAX_DEPTH 512
 

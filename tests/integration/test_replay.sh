@@ -82,15 +82,18 @@ for s in "${starts[@]}"; do
 done
 log "hand-over exact for ${#starts[@]} sessions over $(ids_of toto 0 "$marker" | wc -l) rows"
 
-# 3. A Last-Event-ID past the end: nothing replayed, live events follow. The
-#    row is inserted once the service has moved the stream to the newest id.
+# 3. A Last-Event-ID past every id the database handed out (a restored
+#    database): a history-gone signal (reason unknown_cursor), the newest
+#    row, then live events. The row is inserted once the service has said so.
 offset=$(log_size a)
+newest=$(sql "select max(id) from events where subscriber = 'toto'")
 background "$SSE_CLIENT" --port "$port" --consumer toto --last-event-id 999999 \
-    --count 1 --quiet --out "$WORK/future"
-wait_log a 'msg="Last-Event-ID is beyond the newest event.*last_event_id=999999' 10 "$offset"
+    --count 2 --quiet --out "$WORK/future"
+wait_log a 'msg="history gone".*last_event_id=999999.*reason=unknown_cursor' 10 "$offset"
 late=$(insert_event toto late '{"x": 1}')
-wait_for "the live event after an empty replay" 5 grep -q "^$late	" "$WORK/future/0.events"
-assert_eq "$late" "$(received "$WORK/future/0.events")" "only the live event"
+wait_for "the live event after the newest row" 5 grep -q "^$late	" "$WORK/future/0.events"
+assert_eq "$(printf '\n%s\n%s' "$newest" "$late")" "$(received "$WORK/future/0.events")" \
+    "the signal, the newest row, the live event"
 
 # 4. The pool stays within REPLAY_POOL_SIZE and closes when idle: 20
 #    simultaneous replays, sampled connections never above 1 + 2.

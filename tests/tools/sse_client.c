@@ -887,9 +887,15 @@ static bool on_event(void *arg, const char *id, const char *type, const char *da
     struct session *s = arg;
     struct client *c = s->client;
 
-    if (!c->opt.foreign_ids && !session_check_id(s, id))
+    /* An event without an id of its own is a signal (history-gone): it is
+     * written with an empty id and neither checked nor counted. */
+    bool signal = !sse_stream_event_has_id(&s->parser);
+    if (signal)
+        id = "";
+    else if (!c->opt.foreign_ids && !session_check_id(s, id))
         return false;
-    s->events++;
+    if (!signal)
+        s->events++;
     if (c->latency != NULL)
         record_latency(c, data, len);
     if (s->out != NULL && !write_event_line(s->out, id, type, data, len)) {
@@ -902,7 +908,8 @@ static bool on_event(void *arg, const char *id, const char *type, const char *da
                     strerror(errno));
         return false;
     }
-    session_check_done(s);
+    if (!signal)
+        session_check_done(s);
     /* Stopping the parser ends the response; finish_response makes it final. */
     return !c->exiting && !(c->opt.close_when_done && s->done);
 }

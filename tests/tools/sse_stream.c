@@ -226,6 +226,11 @@ const char *sse_stream_error(const struct sse_stream *s)
     return s->error;
 }
 
+bool sse_stream_event_has_id(const struct sse_stream *s)
+{
+    return s->event_id;
+}
+
 const char *sse_stream_last_event_id(const struct sse_stream *s)
 {
     return buf_str(&s->last_id);
@@ -331,6 +336,7 @@ static void dispatch(struct sse_stream *s)
     s->in_event = false;
     if (s->data.len == 0) {
         buf_clear(&s->type);
+        s->event_id = false;
         return;
     }
     s->data.len--; /* the LF after the last data line */
@@ -338,6 +344,7 @@ static void dispatch(struct sse_stream *s)
     const char *type = s->type.len > 0 ? s->type.p : "message";
     bool go_on = s->cb.on_event == NULL ||
                  s->cb.on_event(s->arg, buf_str(&s->last_id), type, s->data.p, s->data.len);
+    s->event_id = false;
     buf_clear(&s->data);
     buf_clear(&s->type);
     verdict(s, go_on);
@@ -371,6 +378,7 @@ static void end_line(struct sse_stream *s, char c)
         append_or_fail(s, &s->data, "\n", 1, "event data");
         break;
     case FIELD_ID:
+        s->event_id = true;
         buf_clear(&s->last_id);
         append_or_fail(s, &s->last_id, buf_str(&s->value), s->value.len, "id");
         break;

@@ -75,8 +75,9 @@ struct sse_response {
  */
 struct sse_callbacks {
     bool (*on_headers)(void *arg, const struct sse_response *resp);
-    /* id: the last event id ("" if none was ever set); type: "message" when
-     * the event had no event field; data may contain NUL (data_len counts). */
+    /* id: the last event id ("" if none was ever set; see
+     * sse_stream_event_has_id()); type: "message" when the event had no
+     * event field; data may contain NUL (data_len counts). */
     bool (*on_event)(void *arg, const char *id, const char *type, const char *data,
                      size_t data_len);
     /* text: the comment after ':' and one optional space. */
@@ -128,6 +129,7 @@ struct sse_stream {
     unsigned bom_matched;
     bool after_cr;   /* the last line ended in CR: skip one LF */
     bool in_event;   /* a field line was seen since the last blank line */
+    bool event_id;   /* the event being read has an id field of its own */
     int field;       /* enum sse_field in sse_stream.c */
     char name[8];    /* field name so far (longer names are unknown) */
     size_t name_len; /* bytes of the name seen */
@@ -167,6 +169,11 @@ enum sse_result sse_stream_finish(struct sse_stream *s);
 
 /* Why parsing failed or the response was truncated; "" otherwise. */
 const char *sse_stream_error(const struct sse_stream *s);
+
+/* During on_event: whether the event carried an id field of its own (an
+ * event without one, such as event-piper's history-gone signal, only
+ * repeats the last id). */
+bool sse_stream_event_has_id(const struct sse_stream *s);
 
 /* The last event id ("" if none), as a reconnecting client would send it. */
 const char *sse_stream_last_event_id(const struct sse_stream *s);

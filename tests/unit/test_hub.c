@@ -381,16 +381,90 @@ static void hub_leave__catching_up_member_with_held_events__released(void **stat
     assert_int_equal(r.count, 0);
 }
 
-static void hub_member_rewind__cursor__only_moves_backwards(void **state)
+static struct frame *typed_event(int64_t id, const char *type)
+{
+    enum frame_error err;
+    struct frame *f = frame_new_event(id, type, strlen(type), "{}", 2, 0.0, &err);
+    assert_non_null(f);
+    return f;
+}
+
+static void hub_member_start_at__catching_up__held_released_above_it(void **state)
 {
     struct hub *hub = *state;
     struct recorder r;
-    join_catching_up(hub, "toto", &r, 500);
-    hub_member_rewind(&r.member, 20);
-    assert_int_equal(r.member.cursor, 20);
-    hub_member_rewind(&r.member, 30);
-    assert_int_equal(r.member.cursor, 20);
+    join_catching_up(hub, "toto", &r, 0);
+    publish(hub, "toto", 11);
+    publish(hub, "toto", 12);
+    hub_member_start_at(&r.member, 11); /* initial=N decided the start */
+    hub_member_go_live(&r.member);
+    const int64_t expected[] = {12};
+    assert_ids(&r, expected, 1);
     hub_leave(hub, &r.member);
+}
+
+/* A filtered member is written only its types, yet its cursor passes every
+ * id: live, replayed (runs split around the others) and held alike. */
+static void hub_filter__other_types__skipped_cursor_moves(void **state)
+{
+    struct hub *hub = *state;
+    struct recorder r;
+    struct event_filter filter = {0};
+    assert_int_equal(event_filter_add(&filter, "a"), EVENT_FILTER_ADDED);
+    join_catching_up(hub, "toto", &r, 10);
+    r.member.filter = &filter;
+
+    struct frame *page[5] = {typed_event(11, "a"), typed_event(12, "b"), typed_event(13, "a"),
+                             typed_event(14, "a"), typed_event(15, "b")};
+    hub_member_deliver(&r.member, page, 5);
+    assert_int_equal(r.member.cursor, 15);
+    struct frame *held = typed_event(16, "b");
+    hub_publish(hub, "toto", 4, held);
+    hub_member_go_live(&r.member);
+    assert_int_equal(r.member.cursor, 16);
+    struct frame *live[2] = {typed_event(17, "a"), typed_event(18, "c")};
+    hub_publish(hub, "toto", 4, live[0]);
+    hub_publish(hub, "toto", 4, live[1]);
+    assert_int_equal(r.member.cursor, 18);
+
+    const int64_t expected[] = {11, 13, 14, 17};
+    assert_ids(&r, expected, 4);
+    for (size_t i = 0; i < 5; i++)
+        frame_unref(page[i]);
+    frame_unref(held);
+    frame_unref(live[0]);
+    frame_unref(live[1]);
+    event_filter_free(&filter);
+    hub_leave(hub, &r.member);
+}
+
+static size_t signals_seen;
+
+static void count_signal(struct hub_member *m, struct frame *const *frames, size_t count)
+{
+    (void)m;
+    for (size_t i = 0; i < count; i++) {
+        assert_int_equal(frames[i]->id, 0);
+        signals_seen++;
+    }
+}
+
+static const struct hub_member_ops signal_ops = {.write = count_signal, .pending = nothing_pending};
+
+static void hub_member_signal__catching_up__written_cursor_kept(void **state)
+{
+    struct hub *hub = *state;
+    struct hub_member m;
+    assert_true(hub_join(hub, "toto", &m, &signal_ops, true, 42));
+    struct frame *signal = frame_new_signal("history-gone", "{\"last_event_id\":\"42\"}");
+    assert_non_null(signal);
+    signals_seen = 0;
+    hub_member_signal(&m, signal);
+    assert_int_equal(signals_seen, 1);
+    assert_int_equal(m.cursor, 42);
+    assert_string_equal(signal->bytes, "event: history-gone\ndata: {\"last_event_id\":\"42\"}\n\n");
+    frame_unref(signal);
+    hub_leave(hub, &m);
 }
 
 static void hub_high_water__publishes_and_baselines__only_rises(void **state)
@@ -574,7 +648,11 @@ int main(void)
                                         setup_live_hub, teardown_hub),
         cmocka_unit_test_setup_teardown(hub_leave__catching_up_member_with_held_events__released,
                                         setup_live_hub, teardown_hub),
-        cmocka_unit_test_setup_teardown(hub_member_rewind__cursor__only_moves_backwards,
+        cmocka_unit_test_setup_teardown(hub_member_start_at__catching_up__held_released_above_it,
+                                        setup_live_hub, teardown_hub),
+        cmocka_unit_test_setup_teardown(hub_filter__other_types__skipped_cursor_moves,
+                                        setup_live_hub, teardown_hub),
+        cmocka_unit_test_setup_teardown(hub_member_signal__catching_up__written_cursor_kept,
                                         setup_live_hub, teardown_hub),
         cmocka_unit_test_setup_teardown(hub_high_water__publishes_and_baselines__only_rises,
                                         setup_live_hub, teardown_hub),
