@@ -7,7 +7,8 @@
 #                AddressSanitizer+UBSan), integration tests against a real
 #                PostgreSQL with the sanitized binary, a bounded fuzz run
 #   make lint    clang-format check of every C file, cppcheck on src/,
-#                shellcheck on every shell script (make format fixes the first)
+#                shellcheck on every shell script (make format fixes the first),
+#                README's settings, errors, metrics and routes against the code
 #   make deps    install missing Debian packages (apt-get as root; otherwise
 #                prints the command)
 
@@ -191,6 +192,9 @@ lint: lint-deps
 	@cppcheck $(CPPCHECK_FLAGS) src/
 	@echo "== shellcheck"
 	@shellcheck $(SHELL_SCRIPTS)
+	@echo "== README tables against the code"
+	@python3 tests/tools/check_readme.py --self-test
+	@python3 tests/tools/check_readme.py
 	@echo "lint passed"
 
 clean:
