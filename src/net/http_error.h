@@ -40,7 +40,7 @@
     X(NO_EVENTS, "no_events", 404, "this consumer has no events of these types")                   \
     X(DEMO_DISABLED, "demo_disabled", 404, "the demo is off; start the service with DEMO=1")       \
     X(TOKENS_DISABLED, "tokens_disabled", 404,                                                     \
-      "issuing tokens needs API_KEYS_FILE and JWT_HS256_SECRET")                                   \
+      "issuing tokens needs JWT_HS256_SECRET (and API keys to trade)")                             \
     X(METHOD_NOT_ALLOWED, "method_not_allowed", 405, "this method is not allowed on this path")    \
     X(REQUEST_TIMEOUT, "request_timeout", 408,                                                     \
       "the request did not arrive within REQUEST_TIMEOUT_SECONDS")                                 \
