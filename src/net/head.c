@@ -110,8 +110,13 @@ bool head_finish(struct head *h, struct exchange *x, enum http_error *error)
         /* absolute-form, what a client talking to a proxy sends */
         struct http_parser_url u;
         http_parser_url_init(&u);
+        /* http_parser takes any target starting with '*' as a path
+         * ("*x"): only a URL with a scheme and a host, whose path starts
+         * with '/', is absolute-form. */
         if (http_parser_parse_url(target, h->target_len, 0, &u) != 0 ||
-            !(u.field_set & (1 << UF_PATH))) {
+            (u.field_set & (1 << UF_SCHEMA | 1 << UF_HOST | 1 << UF_PATH)) !=
+                (1 << UF_SCHEMA | 1 << UF_HOST | 1 << UF_PATH) ||
+            target[u.field_data[UF_PATH].off] != '/') {
             *error = HTTP_ERROR_BAD_REQUEST;
             return false;
         }
