@@ -14,6 +14,7 @@
 
 #include "util/list.h"
 #include "ops/log.h"
+#include "util/number.h"
 
 #define DEMO_FILE_MAX (1024 * 1024)
 
@@ -130,8 +131,10 @@ static void on_inserted(struct pg_conn *c, const PGresult *res, void *arg)
     struct demo_insert *ins = arg;
     pg_pool_release(ins->demo->pool, c);
     if (ins->done != NULL) {
-        if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
-            ins->done(ins->arg, strtoll(PQgetvalue(res, 0, 0), NULL, 10), NULL);
+        int64_t id = 0;
+        if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+            parse_int64(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), 1, INT64_MAX, &id))
+            ins->done(ins->arg, id, NULL);
         else
             ins->done(ins->arg, 0, res != NULL ? "the insert failed" : "database connection lost");
     }

@@ -9,12 +9,12 @@
 #include "ops/config.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ops/log.h"
+#include "util/number.h"
 
 #ifndef PIPER_VERSION
 #define PIPER_VERSION "dev"
@@ -174,12 +174,8 @@ static void flag_name(const struct setting *s, char *out, size_t size)
 
 static bool parse_integer(const char *text, long long *out)
 {
-    char *end = NULL;
-    if (*text == '\0' || isspace((unsigned char)*text))
-        return false;
-    errno = 0;
-    long long v = strtoll(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0')
+    int64_t v = 0;
+    if (!parse_int64(text, strlen(text), INT64_MIN, INT64_MAX, &v))
         return false;
     *out = v;
     return true;
@@ -188,12 +184,11 @@ static bool parse_integer(const char *text, long long *out)
 /* Accepts plain bytes or a k/m/g suffix (powers of 1024). */
 static bool parse_bytes(const char *text, long long *out)
 {
-    char *end = NULL;
-    if (*text == '\0' || !isdigit((unsigned char)*text))
-        return false;
-    errno = 0;
-    long long v = strtoll(text, &end, 10);
-    if (errno != 0 || end == text)
+    const char *end = text;
+    while (isdigit((unsigned char)*end))
+        end++;
+    int64_t v = 0;
+    if (!parse_int64(text, (size_t)(end - text), 0, INT64_MAX, &v))
         return false;
     long long unit = 1;
     switch (tolower((unsigned char)*end)) {
