@@ -40,6 +40,7 @@
 #include "ops/config.h"
 #include "ops/log.h"
 #include "ops/metrics.h"
+#include "util/clock.h"
 
 #define CONNECT_TIMEOUT_SECONDS 10
 /* Client frames a WebSocket stream accepts: control frames only (pong,
@@ -243,10 +244,8 @@ static bool ingest_start(struct service *svc)
 static bool service_start(struct service *svc)
 {
     const struct config *cfg = &svc->cfg;
-    struct timeval now;
 
-    gettimeofday(&now, NULL);
-    svc->started_at = (double)now.tv_sec + (double)now.tv_usec / 1e6;
+    svc->started_at = clock_wall_seconds();
     svc->base = event_base_new();
     if (svc->base == NULL)
         return false;

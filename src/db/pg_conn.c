@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/clock.h"
 #include "util/list.h"
 #include "ops/log.h"
 
@@ -175,13 +176,6 @@ static bool flush(struct pg_conn *c)
  * in PostgreSQL's notification queue rather than in our memory. */
 #define NOTIFY_BUDGET_NS 2000000
 
-static int64_t monotonic_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void set_reading(struct pg_conn *c, bool on)
 {
     if (on == !c->reading_paused || c->io_ev == NULL)
@@ -195,13 +189,13 @@ static void set_reading(struct pg_conn *c, bool on)
 
 static void deliver_notifications(struct pg_conn *c)
 {
-    int64_t deadline = monotonic_ns() + NOTIFY_BUDGET_NS;
+    int64_t deadline = clock_monotonic_ns() + NOTIFY_BUDGET_NS;
     PGnotify *note;
     while (!c->free_requested && c->state != PGC_LOST && (note = PQnotifies(c->pg)) != NULL) {
         if (c->handler->notify != NULL)
             c->handler->notify(c, note->relname, note->extra, c->arg);
         PQfreemem(note);
-        if (monotonic_ns() >= deadline && !c->free_requested && c->state != PGC_LOST) {
+        if (clock_monotonic_ns() >= deadline && !c->free_requested && c->state != PGC_LOST) {
             /* A zero timeout, not event_active: the rest must wait until
              * the loop has polled the other sockets. */
             static const struct timeval next_pass = {0, 0};

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "util/backoff.h"
+#include "util/clock.h"
 #include "ops/log.h"
 
 enum pool_conn_state { POOL_CONNECTING, POOL_IDLE, POOL_LENT };
@@ -26,7 +27,7 @@ struct pool_conn {
     struct pg_pool *pool;
     struct pg_conn *conn;
     enum pool_conn_state state;
-    time_t idle_since;
+    int64_t idle_since_ms; /* monotonic */
 };
 
 struct pg_pool {
@@ -170,7 +171,7 @@ static void arm_sweep(struct pg_pool *pool)
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
     struct pg_pool *pool = arg;
-    time_t now = time(NULL);
+    int64_t now_ms = clock_monotonic_ms();
     bool any_idle = false;
     (void)fd;
     (void)what;
@@ -181,7 +182,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
         n = n->next;
         if (pc->state != POOL_IDLE)
             continue;
-        if (now - pc->idle_since >= pool->options.idle_seconds)
+        if (now_ms - pc->idle_since_ms >= (int64_t)pool->options.idle_seconds * 1000)
             close_conn(pool, pc);
         else
             any_idle = true;
@@ -198,7 +199,7 @@ static void on_conn_ready(struct pg_conn *c, void *arg)
     pool->connecting--;
     pool->connects++;
     pc->state = POOL_IDLE;
-    pc->idle_since = time(NULL);
+    pc->idle_since_ms = clock_monotonic_ms();
     backoff_reset(&pool->backoff);
     if (pool->failures_logged > 0)
         log_info("replay pool reconnected", "backend_pid=%d", pg_conn_backend_pid(c));
@@ -309,7 +310,7 @@ void pg_pool_release(struct pg_pool *pool, struct pg_conn *conn)
     }
     pool->lent--;
     pc->state = POOL_IDLE;
-    pc->idle_since = time(NULL);
+    pc->idle_since_ms = clock_monotonic_ms();
     /* Most recently used last: the sweep closes the oldest idle first. */
     list_remove(&pc->link);
     list_append(&pool->conns, &pc->link);

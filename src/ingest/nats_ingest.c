@@ -215,14 +215,11 @@ static bool take_reconnected(struct nats_ingest *n)
 /* Sleeps up to ms, waking early on stop or on a (re)connection. */
 static void worker_pause(struct nats_ingest *n, int ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    /* On the monotonic clock (the condition's, set at creation): a wall
+     * clock set back would stretch the pause. */
+    int64_t deadline_ns = clock_monotonic_ns() + (int64_t)ms * 1000000;
+    struct timespec until = {.tv_sec = (time_t)(deadline_ns / 1000000000),
+                             .tv_nsec = (long)(deadline_ns % 1000000000)};
     pthread_mutex_lock(&n->lock);
     if (!n->stopping && !n->reconnected)
         pthread_cond_timedwait(&n->cond, &n->lock, &until);
@@ -667,7 +664,11 @@ struct nats_ingest *nats_ingest_new(struct event_base *base, struct hub *hub, st
     backoff_init(&n->backoff, options->reconnect_ms, options->reconnect_max_ms,
                  (uint64_t)getpid() ^ ((uint64_t)time(NULL) << 20));
     pthread_mutex_init(&n->lock, NULL);
-    pthread_cond_init(&n->cond, NULL);
+    pthread_condattr_t cond_attr;
+    pthread_condattr_init(&cond_attr);
+    pthread_condattr_setclock(&cond_attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&n->cond, &cond_attr);
+    pthread_condattr_destroy(&cond_attr);
     struct confirm_options confirm_options = {.hints_max = options->hints_max};
     n->confirm = confirm_new(base, hub, &confirm_options);
     n->baseline_retry_ev = evtimer_new(base, on_baseline_retry, n);
