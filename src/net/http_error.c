@@ -25,11 +25,6 @@ int http_error_status(enum http_error e)
     return errors[e].status;
 }
 
-const char *http_error_message(enum http_error e)
-{
-    return errors[e].message;
-}
-
 const char *http_status_text(int status)
 {
     switch (status) {

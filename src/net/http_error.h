@@ -65,7 +65,6 @@ enum http_error {
 
 const char *http_error_code(enum http_error e);
 int http_error_status(enum http_error e);
-const char *http_error_message(enum http_error e);
 
 /* "Not Found" for 404 and so on ("Unknown" for codes it does not know). */
 const char *http_status_text(int status);
