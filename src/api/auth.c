@@ -280,14 +280,20 @@ static jwt_alg_t header_alg(const char *token)
     return result;
 }
 
+/* 9999-12-31T23:59:59Z: later dates are no real expiry, and exp becomes
+ * an int64_t (and a timer) that must not overflow. */
+#define NUMERIC_DATE_MAX 253402300799.0
+
 /* A NumericDate claim (RFC 7519: seconds, fractions allowed). Returns 0
- * when absent, 1 when present (*out set), -1 when not a number. */
+ * when absent, 1 when present (*out set), -1 when not a number or beyond
+ * NUMERIC_DATE_MAX either way. */
 static int numeric_date(json_t *claims, const char *name, double *out)
 {
     json_t *v = json_object_get(claims, name);
     if (v == NULL)
         return 0;
-    if (!json_is_number(v))
+    if (!json_is_number(v) || json_number_value(v) > NUMERIC_DATE_MAX ||
+        json_number_value(v) < -NUMERIC_DATE_MAX)
         return -1;
     *out = json_number_value(v);
     return 1;

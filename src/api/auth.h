@@ -10,11 +10,11 @@
  *     keys, and must match the key's algorithm: "none" and any algorithm
  *     without a configured key are refused, so a public RSA key can never
  *     be used as an HMAC secret. exp, nbf and iat are RFC 7519 NumericDates
- *     (fractions allowed), checked with a leeway of JWT_LEEWAY_SECONDS for
- *     clock skew; a token without exp is refused unless JWT_ALLOW_NO_EXP;
- *     aud must name JWT_AUDIENCE and iss equal JWT_ISSUER when those are
- *     set. The consumer id is the string claim JWT_CONSUMER_CLAIM (default
- *     "sub").
+ *     (fractions allowed, up to the end of year 9999), checked with a
+ *     leeway of JWT_LEEWAY_SECONDS for clock skew; a token without exp is
+ *     refused unless JWT_ALLOW_NO_EXP; aud must name JWT_AUDIENCE and iss
+ *     equal JWT_ISSUER when those are set. The consumer id is the string
+ *     claim JWT_CONSUMER_CLAIM (default "sub").
  *   - a static API key ("sk_..."), mapped to a consumer id by the file
  *     API_KEYS_FILE (lines "sk_... consumer-id", '#' comments), for
  *     server-to-server clients. Keys never expire.

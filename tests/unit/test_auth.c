@@ -119,6 +119,11 @@ static void check_claims__bad_shapes__refused(void **state)
                    "exp, nbf and iat must be NumericDates");
     assert_refused(a, "{\"sub\":\"c\",\"exp\":1800000100,\"nbf\":true}", AUTH_INVALID,
                    "exp, nbf and iat must be NumericDates");
+    /* Found by fuzz_auth: a huge exp was cast to int64_t (undefined). */
+    assert_refused(a, "{\"sub\":\"c\",\"exp\":1e300}", AUTH_INVALID,
+                   "exp, nbf and iat must be NumericDates");
+    assert_refused(a, "{\"sub\":\"c\",\"exp\":1800000100,\"nbf\":-1e19}", AUTH_INVALID,
+                   "exp, nbf and iat must be NumericDates");
     assert_refused(a, "{\"exp\":1800000100}", AUTH_INVALID, "token has no consumer claim");
     assert_refused(a, "{\"sub\":\"\",\"exp\":1800000100}", AUTH_INVALID,
                    "token has no consumer claim");
