@@ -213,11 +213,13 @@ static int on_headers_complete(http_parser *p)
     size_t max_body = h->conn->server->settings.max_body_bytes;
 
     x->method = method_of(p->method);
+    /* Not 1 to refuse: from this callback http_parser takes 1 as "no body
+     * follows" and 2 as "upgrade", and would complete the message. */
     if (!head_finish(&h->req->head, x, &h->error))
-        return 1;
+        return -1;
     if ((p->flags & F_CONTENTLENGTH) && p->content_length > max_body) {
         h->error = HTTP_ERROR_BODY_TOO_LARGE;
-        return 1;
+        return -1;
     }
     const char *expect = exchange_header(x, "expect");
     if (expect != NULL && strcasecmp(expect, "100-continue") == 0 && p->http_minor >= 1) {
