@@ -69,13 +69,19 @@ build/asan/%.o: src/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ASAN_CFLAGS) -c -o $@ $<
 
+# Link-time seams: a unit test may replace functions of other modules
+# (-Wl,--wrap=f makes calls to f reach the test's __wrap_f).
+TEST_LDFLAGS_test_replay := \
+	-Wl,--wrap=pg_pool_acquire,--wrap=pg_pool_cancel,--wrap=pg_pool_release,--wrap=pg_conn_execute
+
 build/release/tests/%: tests/unit/%.c $(RELEASE_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(RELEASE_CFLAGS) -o $@ $< $(RELEASE_OBJS) $(PKG_LIBS) -lcmocka
+	$(CC) $(RELEASE_CFLAGS) -o $@ $< $(RELEASE_OBJS) $(PKG_LIBS) -lcmocka $(TEST_LDFLAGS_$*)
 
 build/asan/tests/%: tests/unit/%.c $(ASAN_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ASAN_CFLAGS) $(ASAN_LDFLAGS) -o $@ $< $(ASAN_OBJS) $(PKG_LIBS) -lcmocka
+	$(CC) $(ASAN_CFLAGS) $(ASAN_LDFLAGS) -o $@ $< $(ASAN_OBJS) $(PKG_LIBS) -lcmocka \
+		$(TEST_LDFLAGS_$*)
 
 CLIENT_SRCS := tests/tools/sse_client.c tests/tools/sse_stream.c tests/tools/latency.c
 build/tools/sse-client: $(CLIENT_SRCS) tests/tools/sse_stream.h tests/tools/latency.h
