@@ -212,12 +212,15 @@ static int on_headers_complete(http_parser *p)
     struct exchange *x = &h->req->x;
     size_t max_body = h->conn->server->settings.max_body_bytes;
 
+    /* Errors return -1: to http_parser, 1 from this callback means "no
+     * body follows", which would hand the request on with its body read as
+     * the next request. */
     x->method = method_of(p->method);
     if (!head_finish(&h->req->head, x, &h->error))
-        return 1;
+        return -1;
     if ((p->flags & F_CONTENTLENGTH) && p->content_length > max_body) {
         h->error = HTTP_ERROR_BODY_TOO_LARGE;
-        return 1;
+        return -1;
     }
     const char *expect = exchange_header(x, "expect");
     if (expect != NULL && strcasecmp(expect, "100-continue") == 0 && p->http_minor >= 1) {
