@@ -4,8 +4,9 @@
 # rejections invalid_query, invalid_body, invalid_type, insert_failed,
 # tokens_disabled, too_many_sessions, missing_token, api_key_required,
 # wrong_consumer, token_expired, shutting_down; ingest resyncs (a confirming
-# read cancelled); TLS handshake failures; streams closed at shutdown; the
-# notification lag histogram, bytes written, and the per-transport gauges.
+# read cancelled); rows that cannot be events (bad_row); TLS handshake
+# failures; streams closed at shutdown; the notification lag histogram,
+# bytes written, and the per-transport gauges.
 source "$(dirname "$0")/../lib.sh"
 
 metric() { piper_metric "$1" "$2"; }
@@ -59,17 +60,28 @@ assert_eq 1 "$(metric c event_piper_consumers)" "consumers with a stream"
 [ "$(metric c 'event_piper_connections_open{transport="http1"}')" -ge 2 ] ||
     fail "HTTP/1.1 connections open (the stream and this /metrics request)"
 
+# A row that cannot become an SSE event (a line break in its type) is
+# skipped and counted as bad_row, live and again in a replay.
+sql "insert into events (type, subscriber, payload) values (E'bad\\ntype', 'good', '{}')" >/dev/null
+wait_metric c 'event_piper_events_invalid_total{reason="bad_row"}' = 1 10
+stream_until "$WORK/replay" '^data: \{"n":1\}$' 10 -H 'X-Consumer-Id: good' -H 'Last-Event-ID: 0' "$url/events" ||
+    fail "the replay of good's rows"
+wait_metric c 'event_piper_events_invalid_total{reason="bad_row"}' = 2 10
+
 # A confirming read that fails (cancelled while it waits for a lock): the
 # hints are dropped and the live stream catches up from the table instead.
 resyncs=$(metric c event_piper_ingest_resyncs_total)
 background psql "$DATABASE_URL" -X -q -c "begin; lock table events in access exclusive mode; select pg_sleep(30)"
 locker=$LAST_PID
-wait_for "the lock" 10 test "$(sql "select count(*) from pg_locks where relation = 'events'::regclass and mode = 'AccessExclusiveLock' and granted")" = 1
+wait_for "the lock" 20 test "$(sql "select count(*) from pg_locks where relation = 'events'::regclass and mode = 'AccessExclusiveLock' and granted")" = 1
 sql "select pg_notify('new_events', '{\"id\": 999999, \"subscriber\": \"good\", \"type\": \"x\", \"ts\": 0, \"payload\": {}}')" >/dev/null
 wait_for "the confirming read to wait for the lock" 10 test \
     "$(sql "select count(*) from pg_stat_activity where wait_event_type = 'Lock' and query ilike '%events%'")" -ge 1
 sql "select pg_cancel_backend(pid) from pg_stat_activity where wait_event_type = 'Lock' and query ilike '%events%'" >/dev/null
 wait_metric c event_piper_ingest_resyncs_total -gt "$resyncs" 10
+# The locking session's backend sleeps on after psql is gone: end it.
+sql "select pg_terminate_backend(pid) from pg_locks
+     where relation = 'events'::regclass and mode = 'AccessExclusiveLock' and granted" >/dev/null
 stop_quietly "$locker"
 insert_event good tick '{"n": 2}' >/dev/null
 wait_for "the good stream's row after the resync" 10 grep -q '^data: {"n":2}$' "$WORK/good"
