@@ -13,7 +13,7 @@ source "$(dirname "$0")/../lib.sh"
 ATTACK=(/usr/bin/python3 "$ROOT/tests/tools/attack.py")
 # ASan's quarantine keeps freed memory (256 MB by default): kept small so
 # that RSS measures what the service holds.
-export ASAN_OPTIONS="$ASAN_OPTIONS:quarantine_size_mb=16"
+export ASAN_OPTIONS="$ASAN_OPTIONS:quarantine_size_mb=4"
 STREAMS=100
 
 rss_kb() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$(piper_pid "$1")/status"; }
