@@ -244,7 +244,8 @@ log_size() { file_size "$(piper_log "$1")"; }
 http_code() {
     local url=$1
     shift
-    curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@" "$url" || true
+    proxy_opt "$url"
+    curl -s -o /dev/null -w '%{http_code}' --max-time 5 "${PROXY_OPT[@]}" "$@" "$url" || true
 }
 
 answers() { [ "$(http_code "$1")" = "$2" ]; } # URL CODE
@@ -266,7 +267,8 @@ wait_listening() {
 listening() { # DESCRIPTION PID URL [LOG...]
     local what=$1 pid=$2 url=$3
     shift 3
-    curl -fs -o /dev/null --max-time 5 "$url" && return 0
+    proxy_opt "$url"
+    curl -fs -o /dev/null --max-time 5 "${PROXY_OPT[@]}" "$url" && return 0
     if exited "$pid"; then
         [ $# -eq 0 ] || tail -n 40 "$@" >&2 || true
         fail "$what exited at start-up"
@@ -298,7 +300,8 @@ http_status() {
     done
     : >"$head"
     : >"$body"
-    curl -s -N -D "$head" -o "$body" --max-time 10 "${args[@]}" &
+    proxy_opt "${args[@]}"
+    curl -s -N -D "$head" -o "$body" --max-time 10 "${PROXY_OPT[@]}" "${args[@]}" &
     pid=$!
     within 10 answered "$pid" "$head" "$body" || true
     kill "$pid" 2>/dev/null || true
@@ -319,7 +322,8 @@ stream_until() {
     local file=$1 pattern=$2 timeout=$3 pid
     shift 3
     : >"$file"
-    curl -s -N --max-time "$timeout" "$@" >"$file" &
+    proxy_opt "$@"
+    curl -s -N --max-time "$timeout" "${PROXY_OPT[@]}" "$@" >"$file" &
     pid=$!
     within "$timeout" stream_has "$pid" "$file" "$pattern" || true
     kill "$pid" 2>/dev/null || true
@@ -362,6 +366,30 @@ insert_event() { # subscriber type payload-json; prints the id
 
 # ---- the service ----------------------------------------------------------------
 
+# Ports of instances started with PROXY_PROTOCOL=1: they take only
+# connections that begin with a PROXY header, as a load balancer sends. The
+# helpers here that call curl (health, metrics, http_code, http_status,
+# stream_until) send one to those ports (--haproxy-protocol: v1, with the
+# connection's own addresses); scripts calling curl themselves add
+# "${PROXY_OPT[@]}" after proxy_opt, or the flag.
+declare -A PROXY_PORTS=()
+declare -a PROXY_OPT=()
+
+# proxy_opt ARGS...: sets PROXY_OPT to (--haproxy-protocol) when one of ARGS
+# is a URL of such an instance, else to ().
+proxy_opt() {
+    local arg rest
+    PROXY_OPT=()
+    for arg in "$@"; do
+        case "$arg" in
+            http://127.0.0.1:*)
+                rest=${arg#http://127.0.0.1:}
+                [ -z "${PROXY_PORTS[${rest%%/*}]:-}" ] || PROXY_OPT=(--haproxy-protocol)
+                ;;
+        esac
+    done
+}
+
 free_port() {
     local port
     while :; do
@@ -390,6 +418,10 @@ piper_start() {
         esac
     done
     [ -n "$port" ] || port=$(free_port)
+    case " ${vars[*]} ${flags[*]} " in
+        *" PROXY_PROTOCOL=1 "* | *" --proxy-protocol=1 "*) PROXY_PORTS[$port]=1 ;;
+        *) unset "PROXY_PORTS[$port]" ;;
+    esac
     logfile="$ARTIFACTS/$TEST_NAME.$name.log"
     env DATABASE_URL="$DATABASE_URL" PORT="$port" BIND_ADDRESS=127.0.0.1 DEMO_DIR="$ROOT/examples/demo" \
         "${vars[@]}" "$PIPER_BIN" "${flags[@]}" >"$logfile" 2>&1 &
@@ -425,7 +457,8 @@ metric_value() {
 # the exposition rules it does not enforce); the script fails on any problem.
 piper_metrics() {
     local text
-    text=$(curl -fsS "$(piper_url "$1" /metrics)") || fail "GET /metrics on $1 failed"
+    proxy_opt "$(piper_url "$1")"
+    text=$(curl -fsS "${PROXY_OPT[@]}" "$(piper_url "$1" /metrics)") || fail "GET /metrics on $1 failed"
     printf '%s\n' "$text" | /usr/bin/python3 "$ROOT/tests/tools/check_metrics.py" ||
         fail "/metrics of $1 is not a valid Prometheus exposition (see above)"
 }
@@ -444,7 +477,8 @@ piper_metric() {
 # polling and sampling (a Python start per read would be the cost); nothing
 # when there is no such series, status non-zero when /metrics did not answer.
 piper_metric_now() {
-    curl -fs --max-time 5 "$(piper_url "$1" /metrics)" | metric_value "$2"
+    proxy_opt "$(piper_url "$1")"
+    curl -fs --max-time 5 "${PROXY_OPT[@]}" "$(piper_url "$1" /metrics)" | metric_value "$2"
 }
 
 # wait_metric NAME METRIC OP VALUE [SECONDS]: until METRIC on instance NAME

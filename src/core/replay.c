@@ -256,15 +256,26 @@ static void job_retry_later(struct replay_job *job)
     evtimer_add(job->retry_ev, &tv);
 }
 
+/* Whether a target held more live events than allowed since the last
+ * look (the flags are cleared): counted once per look, whichever page it
+ * happened during, since every page re-reads what was dropped. */
+static bool take_overflows(struct replay_job *job)
+{
+    bool overflowed = false;
+    for (struct list_node *n = job->targets.next; n != &job->targets; n = n->next) {
+        overflowed |= target_member(n)->held_overflowed;
+        target_member(n)->held_overflowed = false;
+    }
+    if (overflowed)
+        metrics.held_overflows++;
+    return overflowed;
+}
+
 /* After a short page: go live, read once more, or park (see replay.h). */
 static void job_finish_or_continue(struct replay_job *job)
 {
     uint64_t live = hub_live_generation(job->r->hub);
-    bool overflowed = false;
-    for (struct list_node *n = job->targets.next; n != &job->targets; n = n->next)
-        overflowed |= target_member(n)->held_overflowed;
-    if (overflowed)
-        metrics.held_overflows++;
+    bool overflowed = take_overflows(job);
 
     if (live != 0 && live == job->query_generation && !overflowed) {
         while (!list_empty(&job->targets)) {
@@ -426,8 +437,7 @@ static bool job_send_page(struct replay_job *job, struct pg_conn *conn)
     snprintf(position, sizeof(position), "%" PRId64, job->position);
     snprintf(limit, sizeof(limit), "%zu", job->page_limit);
     job->query_generation = hub_live_generation(job->r->hub);
-    for (struct list_node *n = job->targets.next; n != &job->targets; n = n->next)
-        target_member(n)->held_overflowed = false;
+    (void)take_overflows(job);
     return pg_conn_execute(conn, "piper_replay_page", 3, params, on_page, job);
 }
 

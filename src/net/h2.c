@@ -728,9 +728,15 @@ static void h2_read(struct conn *c)
             break;
         ssize_t used = nghttp2_session_mem_recv(h2->session, v.iov_base, v.iov_len);
         if (used < 0) {
-            /* A protocol error or a flood: nghttp2 has queued a GOAWAY. */
+            /* A protocol error or a flood. nghttp2 has queued a GOAWAY for
+             * most, but not for every fatal error (too many CONTINUATION
+             * frames, a callback failure): the client must still learn why
+             * (terminating again is a no-op when a GOAWAY is queued). */
             log_debug("h2 connection refused", "conn=%" PRIu64 " peer=%s error=%s", c->id,
                       conn_peer_address(c), nghttp2_strerror((int)used));
+            (void)nghttp2_session_terminate_session(
+                h2->session, used == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS ? NGHTTP2_ENHANCE_YOUR_CALM
+                                                                        : NGHTTP2_PROTOCOL_ERROR);
             evbuffer_drain(in, evbuffer_get_length(in));
             nghttp2_session_send(h2->session);
             conn_close_after_flush(c, CLOSE_PROTOCOL_ERROR);

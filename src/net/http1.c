@@ -212,6 +212,9 @@ static int on_headers_complete(http_parser *p)
     struct exchange *x = &h->req->x;
     size_t max_body = h->conn->server->settings.max_body_bytes;
 
+    /* Errors return -1: to http_parser, 1 from this callback means "no
+     * body follows", which would hand the request on with its body read as
+     * the next request. */
     x->method = method_of(p->method);
     /* Not 1 to refuse: from this callback http_parser takes 1 as "no body
      * follows" and 2 as "upgrade", and would complete the message. */

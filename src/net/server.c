@@ -287,9 +287,12 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         conn_close(c, CLOSE_CLIENT_GONE);
         return;
     }
-    if (what & BEV_EVENT_TIMEOUT) {
-        /* Output waited WRITE_TIMEOUT_SECONDS without the client taking a
-         * byte. */
+    /* Output waited WRITE_TIMEOUT_SECONDS without the client taking a
+     * byte: seen by the bufferevent's timer, or first by the kernel
+     * (TCP_USER_TIMEOUT, set to the same time, also covers a zero window),
+     * which ends the socket with ETIMEDOUT. */
+    if ((what & BEV_EVENT_TIMEOUT) ||
+        ((what & BEV_EVENT_ERROR) && EVUTIL_SOCKET_ERROR() == ETIMEDOUT)) {
         conn_close(c, CLOSE_SLOW_CONSUMER);
         return;
     }

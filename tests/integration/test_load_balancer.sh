@@ -24,7 +24,8 @@ HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 [ -x "$HAPROXY" ] || fail "haproxy not found (Debian package haproxy; .ci/install-deps test installs it)"
 
 pg_start
-settings=(HEARTBEAT_SECONDS=1 REPLAY_IDLE_SECONDS=1 RETRY_MS=250)
+# PROXY_PROTOCOL=1: the example configuration sends haproxy's send-proxy-v2.
+settings=(HEARTBEAT_SECONDS=1 REPLAY_IDLE_SECONDS=1 RETRY_MS=250 PROXY_PROTOCOL=1)
 for p in p1 p2 p3; do piper_start "$p" "${settings[@]}"; done
 for p in p1 p2 p3; do piper_wait_ready "$p"; done
 

@@ -15,7 +15,8 @@ HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 [ -f "$SPRING_JAR" ] || fail "no $SPRING_JAR (make examples builds it)"
 
 pg_start
-settings=(RETRY_MS=200 HEARTBEAT_SECONDS=1)
+# PROXY_PROTOCOL=1: the example configuration sends haproxy's send-proxy-v2.
+settings=(RETRY_MS=200 HEARTBEAT_SECONDS=1 PROXY_PROTOCOL=1)
 for p in p1 p2 p3; do piper_start "$p" "${settings[@]}"; done
 for p in p1 p2 p3; do piper_wait_ready "$p"; done
 
