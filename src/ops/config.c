@@ -96,7 +96,7 @@ static const struct setting settings[] = {
      NULL, "most rows read per replay page"},
     {"REPLAY_PAGE_BYTES", SETTING_BYTES, offsetof(struct config, replay_page_bytes), "1m", KIB, GIB,
      NULL, "target size of a replay page; pages shrink when rows are large"},
-    {"REPLAY_BUFFER_BYTES", SETTING_BYTES, offsetof(struct config, replay_buffer_bytes), "64m", KIB,
+    {"REPLAY_BUFFER_BYTES", SETTING_BYTES, offsetof(struct config, replay_buffer_bytes), "32m", KIB,
      64 * GIB, NULL,
      "replay pages buffered at once, all replays together (each page counts REPLAY_PAGE_BYTES); "
      "replays beyond wait"},

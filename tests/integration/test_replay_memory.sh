@@ -6,7 +6,7 @@
 # stream and /healthz are served throughout. Then a replay with live
 # events piling up beyond HELD_EVENTS_MAX: counted as a held overflow, and
 # the stream still gets every row exactly once, in order.
-# SOCKET_BUFFER and REPLAY_BUFFER (default 64k and 32m) set the instance's
+# SOCKET_BUFFER and REPLAY_BUFFER (default 64k and the service's default) set the instance's
 # SESSION_SOCKET_BUFFER_BYTES and REPLAY_BUFFER_BYTES, to measure others.
 source "$(dirname "$0")/../lib.sh"
 
@@ -33,7 +33,7 @@ sql "insert into events (type, subscriber, payload)
 log "table: $(sql "select pg_size_pretty(pg_total_relation_size('events'))")"
 
 piper_start a WRITE_TIMEOUT_SECONDS=5 HELD_EVENTS_MAX=16 HEARTBEAT_SECONDS=1 \
-    SESSION_SOCKET_BUFFER_BYTES="${SOCKET_BUFFER:-64k}" REPLAY_BUFFER_BYTES="${REPLAY_BUFFER:-32m}"
+    SESSION_SOCKET_BUFFER_BYTES="${SOCKET_BUFFER:-64k}" ${REPLAY_BUFFER:+REPLAY_BUFFER_BYTES=$REPLAY_BUFFER}
 piper_wait_ready a
 url=$(piper_url a)
 
