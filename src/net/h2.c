@@ -110,6 +110,7 @@ struct h2 {
     size_t receiving; /* streams whose request is still arriving */
     struct event *flush_ev;
     bool going_away; /* GOAWAY sent: no new streams */
+    bool sent_reset; /* a RST_STREAM was sent, see on_begin_frame() */
 };
 
 static const struct exchange_ops h2_exchange_ops;
@@ -493,6 +494,31 @@ static int on_stream_close(nghttp2_session *session, int32_t id, uint32_t error_
     return 0;
 }
 
+/* nghttp2 ignores a HEADERS frame whose stream id is below the last one it
+ * took: it cannot tell a stream opened out of order (a connection error,
+ * RFC 9113 5.1.1) from trailers for a stream it has reset (to be ignored).
+ * Trailers can only come for a stream reset while its request was arriving,
+ * and every such reset is a RST_STREAM we sent: until this connection has
+ * sent one, such a frame opens a stream out of order. */
+static int on_begin_frame(nghttp2_session *session, const nghttp2_frame_hd *hd, void *user)
+{
+    struct h2 *h2 = user;
+    if (hd->type == NGHTTP2_HEADERS && !h2->sent_reset && (hd->stream_id & 1) == 1 &&
+        hd->stream_id < nghttp2_session_get_last_proc_stream_id(session) &&
+        nghttp2_session_find_stream(session, hd->stream_id) == NULL)
+        nghttp2_session_terminate_session(session, NGHTTP2_PROTOCOL_ERROR);
+    return 0;
+}
+
+static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user)
+{
+    struct h2 *h2 = user;
+    (void)session;
+    if (frame->hd.type == NGHTTP2_RST_STREAM)
+        h2->sent_reset = true;
+    return 0;
+}
+
 static nghttp2_session_callbacks *callbacks;
 
 static bool callbacks_ready(void)
@@ -504,6 +530,8 @@ static bool callbacks_ready(void)
     nghttp2_session_callbacks_set_send_callback(callbacks, on_send);
     nghttp2_session_callbacks_set_send_data_callback(callbacks, on_send_data);
     nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, on_begin_headers);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks, on_begin_frame);
+    nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, on_frame_send);
     nghttp2_session_callbacks_set_on_header_callback(callbacks, on_header);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data_chunk);
     nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, on_frame_recv);
