@@ -3,8 +3,10 @@
 # with a CA made here, --http2 over ALPN, --http2-prior-knowledge on the
 # cleartext port), openssl s_client (TLS 1.1 refused, the certificate served
 # after a SIGHUP), nghttp (50 streams on one connection; GOAWAY on SIGTERM)
-# and tests/tools/h2_streams.py (Python h2: RST_STREAM of one stream of
-# several, one stream that reads nothing among streams that read).
+# tests/tools/h2_streams.py (Python h2: RST_STREAM of one stream of
+# several, one stream that reads nothing among streams that read) and
+# haproxy terminating TLS in front of the cleartext port, speaking h2c to it
+# (examples/haproxy/haproxy-tls-h2c.cfg).
 source "$(dirname "$0")/../lib.sh"
 
 command -v nghttp >/dev/null || fail "nghttp not found (Debian nghttp2-client)"
@@ -228,6 +230,33 @@ assert_eq 1 "$(piper_metric clear "$(h2_conns)")" "h2 connections after the slow
 echo quit >&7
 exec 7>&-
 wait_exit "$slow_pid" 10 "h2_streams.py to quit"
+
+# ---- h2c behind a TLS-terminating balancer: examples/haproxy/haproxy-tls-h2c.cfg ----
+HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+[ -x "$HAPROXY" ] || fail "haproxy not found (Debian package haproxy)"
+cat "$WORK/tls2/server.pem" "$WORK/tls2/server.key" >"$WORK/site.pem"
+hap_port=$(free_port)
+sed -e "s|bind :443 ssl crt /etc/haproxy/site.pem|bind 127.0.0.1:$hap_port ssl crt $WORK/site.pem|" \
+    -e "s|server piper1 127.0.0.1:4001 |server piper1 127.0.0.1:$(piper_port clear) |" \
+    "$ROOT/examples/haproxy/haproxy-tls-h2c.cfg" >"$WORK/haproxy.cfg"
+for line in "127.0.0.1:$hap_port ssl crt" ":$(piper_port clear) proto h2"; do
+    grep -q "$line" "$WORK/haproxy.cfg" ||
+        fail "examples/haproxy/haproxy-tls-h2c.cfg no longer has the lines this test rewrites"
+done
+"$HAPROXY" -c -q -f "$WORK/haproxy.cfg" || fail "haproxy refuses $WORK/haproxy.cfg"
+background "$HAPROXY" -f "$WORK/haproxy.cfg" -db >"$ARTIFACTS/$TEST_NAME.haproxy.log" 2>&1
+hap_pid=$LAST_PID
+PIPER_LOGS["haproxy"]="$ARTIFACTS/$TEST_NAME.haproxy.log"
+wait_http_status "https://127.0.0.1:$hap_port/readyz" 200 15 "haproxy to see the instance up"
+background curl -s -N --http2 -D "$WORK/lb.head" -H "X-Consumer-Id: lb" "https://127.0.0.1:$hap_port/events" \
+    >"$WORK/lb.out"
+lb_pid=$LAST_PID
+wait_metric clear "$(h2_open)" = 1 15
+id=$(insert_event lb insert '{"via": "haproxy"}')
+wait_file_lines "$WORK/lb.out" "^id: $id\$" 1 15 "the row through haproxy"
+assert_contains "$(head -1 "$WORK/lb.head")" "HTTP/2 200" "the client's side of haproxy"
+stop_quietly "$lb_pid" "$hap_pid"
+wait_metric clear "$(h2_open)" = 0 15
 
 # ---- SIGTERM: GOAWAY, then the open streams end and the process exits ----
 background stdbuf -o0 nghttp -v -m 3 -H "x-consumer-id: drain" "$(piper_url clear /events)" >"$WORK/goaway.out" 2>&1
