@@ -6,6 +6,12 @@
 // Environment: LAST_EVENT_ID (start after this id), TOKEN (sent as
 // "Authorization: Bearer").
 //
+// HttpClient speaks HTTP/2 when it can: over https:// it offers h2 by ALPN
+// (to trust a private CA, run with -Djavax.net.ssl.trustStore=FILE
+// -Djavax.net.ssl.trustStorePassword=...), so every stream of the client
+// shares one connection; over http:// it stays on HTTP/1.1 here. Its stderr
+// says which one each connection got.
+//
 // It does what a browser's EventSource does: parses text/event-stream line by
 // line, remembers the id of the last complete event, and after a lost
 // connection waits the retry: delay the service sent, then reconnects with
@@ -86,7 +92,8 @@ public final class SseClient {
                 System.err.println("stream refused with HTTP " + status + ": " + String.join("\n", (Iterable<String>) lines::iterator));
                 System.exit(1);
             }
-            System.err.println("connected" + (lastEventId != null ? " after id " + lastEventId : ""));
+            System.err.println("connected over " + response.version()
+                    + (lastEventId != null ? " after id " + lastEventId : ""));
             return readEvents(lines.iterator());
         }
     }

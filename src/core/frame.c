@@ -134,6 +134,10 @@ const char *frame_ws_text(struct frame *f, size_t *len)
         data = "null";
         data_len = 4;
     }
+    if (type == NULL) { /* what EventSource calls an event without a type */
+        type = "message";
+        type_len = 7;
+    }
     /* {"id":"","event":"","data":} plus the escaped parts. */
     char *text = malloc(32 + id_len + 6 * type_len + data_len);
     if (text == NULL)
@@ -152,7 +156,7 @@ const char *frame_ws_text(struct frame *f, size_t *len)
     }
     memcpy(text + o, ",\"event\":\"", 10);
     o += 10;
-    o += json_escape(text + o, type != NULL ? type : "message", type != NULL ? type_len : 7);
+    o += json_escape(text + o, type, type_len);
     memcpy(text + o, "\",\"data\":", 9);
     o += 9;
     memcpy(text + o, data, data_len);

@@ -90,6 +90,7 @@ struct h2_stream {
     bool refused;           /* answered early (413, 431): ignore what follows */
     bool above_low;         /* the queue grew past HUB_LOW_WATERMARK */
     uint64_t queued;        /* bytes ever queued */
+    bool departed;          /* closed while draining: reported gone with the connection */
     enum close_reason close_reason;
     struct session_sink sink;
 };
@@ -104,10 +105,12 @@ struct h2 {
      * nghttp2, and nothing is answered on a connection the same input turns
      * out to break. */
     struct list_node ready;
+    struct list_node departed; /* streams closed while going away, see stream_depart() */
     size_t stream_count;
     size_t receiving; /* streams whose request is still arriving */
     struct event *flush_ev;
     bool going_away; /* GOAWAY sent: no new streams */
+    bool sent_reset; /* a RST_STREAM was sent, see on_begin_frame() */
 };
 
 static const struct exchange_ops h2_exchange_ops;
@@ -178,8 +181,28 @@ static void stream_free(struct h2_stream *st)
     list_remove(&st->link);
     list_remove(&st->drained_link);
     list_remove(&st->ready_link);
-    h2->stream_count--;
+    if (!st->departed)
+        h2->stream_count--;
     free(st);
+}
+
+/* After GOAWAY (the server drains), a stream that ended is reported gone
+ * only with its connection, once the connection's last bytes (its END_STREAM
+ * and the GOAWAY) are written: the process exits as soon as every stream is
+ * gone, which nghttp2 declares when it has produced those bytes, not when
+ * the socket took them. Returns false for a stream to free at once. */
+static bool stream_depart(struct h2_stream *st)
+{
+    struct h2 *h2 = st->h2;
+    if (!h2->going_away || conn_closing(h2->conn) || st->sink.session == NULL ||
+        (st->state != ST_STREAMING && st->state != ST_ENDING))
+        return false;
+    st->departed = true;
+    list_remove(&st->link);
+    list_remove(&st->drained_link);
+    list_append(&h2->departed, &st->link);
+    h2->stream_count--;
+    return true;
 }
 
 static struct h2_stream *stream_of(struct h2 *h2, int32_t id)
@@ -466,7 +489,33 @@ static int on_stream_close(nghttp2_session *session, int32_t id, uint32_t error_
     if (st == NULL)
         return 0;
     nghttp2_session_set_stream_user_data(session, id, NULL);
-    stream_free(st);
+    if (!stream_depart(st))
+        stream_free(st);
+    return 0;
+}
+
+/* nghttp2 ignores a HEADERS frame whose stream id is below the last one it
+ * took: it cannot tell a stream opened out of order (a connection error,
+ * RFC 9113 5.1.1) from trailers for a stream it has reset (to be ignored).
+ * Trailers can only come for a stream reset while its request was arriving,
+ * and every such reset is a RST_STREAM we sent: until this connection has
+ * sent one, such a frame opens a stream out of order. */
+static int on_begin_frame(nghttp2_session *session, const nghttp2_frame_hd *hd, void *user)
+{
+    struct h2 *h2 = user;
+    if (hd->type == NGHTTP2_HEADERS && !h2->sent_reset && (hd->stream_id & 1) == 1 &&
+        hd->stream_id < nghttp2_session_get_last_proc_stream_id(session) &&
+        nghttp2_session_find_stream(session, hd->stream_id) == NULL)
+        nghttp2_session_terminate_session(session, NGHTTP2_PROTOCOL_ERROR);
+    return 0;
+}
+
+static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user)
+{
+    struct h2 *h2 = user;
+    (void)session;
+    if (frame->hd.type == NGHTTP2_RST_STREAM)
+        h2->sent_reset = true;
     return 0;
 }
 
@@ -481,6 +530,8 @@ static bool callbacks_ready(void)
     nghttp2_session_callbacks_set_send_callback(callbacks, on_send);
     nghttp2_session_callbacks_set_send_data_callback(callbacks, on_send_data);
     nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, on_begin_headers);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks, on_begin_frame);
+    nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, on_frame_send);
     nghttp2_session_callbacks_set_on_header_callback(callbacks, on_header);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data_chunk);
     nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, on_frame_recv);
@@ -595,6 +646,8 @@ static void sink_fail(struct h2_stream *st)
 
 static void sink_text(struct h2_stream *st, const char *text, size_t len)
 {
+    if (st->departed)
+        return;
     if (!queue_add(st, text, len)) {
         sink_fail(st);
         return;
@@ -660,6 +713,10 @@ static void sink_abort(struct session_sink *sink, enum close_reason why)
 {
     struct h2_stream *st = stream_of_sink(sink);
     st->close_reason = why;
+    if (st->departed) { /* its connection did not finish writing in time */
+        conn_close(st->h2->conn, why);
+        return;
+    }
     nghttp2_submit_rst_stream(st->h2->session, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
     schedule_flush(st->h2);
 }
@@ -789,6 +846,8 @@ static void h2_closing(struct conn *c, enum close_reason why)
         nghttp2_session_set_stream_user_data(h2->session, st->id, NULL);
         stream_free(st);
     }
+    while (!list_empty(&h2->departed))
+        stream_free(container_of(h2->departed.next, struct h2_stream, link));
     nghttp2_session_del(h2->session);
     event_free(h2->flush_ev);
     free(h2);
@@ -816,6 +875,7 @@ void h2_start(struct conn *c)
     list_init(&h2->streams);
     list_init(&h2->drained);
     list_init(&h2->ready);
+    list_init(&h2->departed);
     nghttp2_option_set_max_continuations(option, 8);
     nghttp2_option_set_stream_reset_rate_limit(option, 1000, 33);
     nghttp2_option_set_max_outbound_ack(option, 1000);

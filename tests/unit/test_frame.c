@@ -105,6 +105,37 @@ static void frame_new_event__empty_type__message_event(void **state)
     frame_unref(f);
 }
 
+static void assert_ws_text(struct frame *f, const char *expected)
+{
+    size_t len = 0;
+    const char *text = frame_ws_text(f, &len);
+    assert_non_null(text);
+    assert_int_equal(len, strlen(expected));
+    assert_memory_equal(text, expected, len);
+}
+
+static void frame_ws_text__empty_type__message_within_its_allocation(void **state)
+{
+    (void)state;
+    enum frame_error err;
+    /* The shortest message: "message" once overran the buffer sized for an
+     * empty type (AddressSanitizer saw it). */
+    struct frame *f = new_event(4, "", "{}", &err);
+    assert_non_null(f);
+    assert_ws_text(f, "{\"id\":\"4\",\"event\":\"message\",\"data\":{}}");
+    frame_unref(f);
+}
+
+static void frame_ws_text__escaped_type__json_string(void **state)
+{
+    (void)state;
+    enum frame_error err;
+    struct frame *f = new_event(12, "a\"b\\c\td", "{\"n\": 1.50}", &err);
+    assert_non_null(f);
+    assert_ws_text(f, "{\"id\":\"12\",\"event\":\"a\\\"b\\\\c\\u0009d\",\"data\":{\"n\":1.50}}");
+    frame_unref(f);
+}
+
 static void frame_new_event__type_with_spaces_and_unicode__kept(void **state)
 {
     (void)state;
@@ -253,6 +284,8 @@ int main(void)
         cmocka_unit_test(frame_new_event__big_then_small__scratch_reused_correctly),
         cmocka_unit_test(frame_unref__many_holders__freed_by_the_last),
         cmocka_unit_test(frame_error_name__every_error__stable_name),
+        cmocka_unit_test(frame_ws_text__empty_type__message_within_its_allocation),
+        cmocka_unit_test(frame_ws_text__escaped_type__json_string),
     };
     return cmocka_run_group_tests(tests, NULL, release_scratch);
 }
