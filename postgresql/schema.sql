@@ -30,7 +30,10 @@ CREATE INDEX IF NOT EXISTS events_timestamp_idx ON events (timestamp);
 -- One row: the highest id retention has ever deleted, and when it last
 -- deleted. src/db/retention.c updates it in the same statement, hence the
 -- same transaction, as each delete batch, with GREATEST so it never goes
--- down. It is 0 while nothing was pruned.
+-- down. It is 0 while nothing was pruned. The same statement raises the
+-- per-subscriber marks of events_pruned_subscribers (below), which replays
+-- read; this global one answers for the table as a whole (any consumer,
+-- monitoring: "how far back is history complete?").
 --
 -- What it means, exactly. Every row retention deleted has id <=
 -- max_pruned_id. So for a cursor c (a Last-Event-ID):

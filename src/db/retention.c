@@ -29,9 +29,10 @@
  * connection needs anyway.)
  *
  * A batch is one statement: it picks the batch_rows oldest rows through the
- * timestamp index, deletes them and raises events_pruned.max_pruned_id, all
- * in one implicit transaction, so a reader can never see the deletes
- * without the mark. Within a run, each batch starts its index scan at the
+ * timestamp index, deletes them and raises the pruned marks (each pruned
+ * subscriber's in events_pruned_subscribers, the global one in
+ * events_pruned), all in one implicit transaction, so a reader can never
+ * see the deletes without the marks. Within a run, each batch starts its index scan at the
  * previous batch's newest timestamp (>=, so equal timestamps left over are
  * taken): without it every batch would walk again over the index entries of
  * the rows deleted before it (dead until vacuum), quadratic over a run of
@@ -95,15 +96,17 @@ static const char lock_sql[] = "SELECT pg_try_advisory_lock(" RETENTION_LOCK_KEY
 static const char unlock_sql[] = "SELECT pg_advisory_unlock(" RETENTION_LOCK_KEY ")";
 
 /* $1 retention seconds, $2 batch rows, $3 the lowest timestamp to look at.
+ * Answers one row: rows deleted, the newest timestamp deleted (the next
+ * batch's $3), and max_pruned_id after this batch (NULL when none went).
+ * The same statement raises each pruned subscriber's mark in
+ * events_pruned_subscribers (what replays read to tell a stream its history
+ * is gone) and the global mark in events_pruned: upserts, not UPDATEs, so
+ * a missing row cannot silently leave deletes unrecorded.
  * id = ANY(ARRAY(...)), not id IN (SELECT ...): the planner takes the IN
  * form for a semi-join and, guessing the batch large, hashes it against a
  * sequential scan of the whole table (68 ms for 5,000 rows of a 300,000-row
  * table, and growing with the table); the array is looked up in the primary
- * key (8 ms), whatever the table's size.
- * Answers one row: rows deleted, the newest timestamp deleted (the next
- * batch's $3), and max_pruned_id after this batch (NULL when none went).
- * The upsert, not an UPDATE, so that a missing events_pruned row cannot
- * silently leave deletes unrecorded. */
+ * key (8 ms), whatever the table's size. */
 static const char batch_sql[] =
     "WITH batch AS ("
     " SELECT id FROM events"
@@ -111,7 +114,13 @@ static const char batch_sql[] =
     " AND \"timestamp\" < now() - make_interval(secs => $1::double precision)"
     " ORDER BY \"timestamp\" LIMIT $2::integer"
     "), gone AS ("
-    " DELETE FROM events WHERE id = ANY(ARRAY(SELECT id FROM batch)) RETURNING id, \"timestamp\""
+    " DELETE FROM events WHERE id = ANY(ARRAY(SELECT id FROM batch))"
+    " RETURNING id, subscriber, \"timestamp\""
+    "), marks AS ("
+    " INSERT INTO events_pruned_subscribers AS s (subscriber, max_pruned_id)"
+    " SELECT subscriber, max(id) FROM gone GROUP BY subscriber"
+    " ON CONFLICT (subscriber) DO UPDATE"
+    " SET max_pruned_id = GREATEST(s.max_pruned_id, excluded.max_pruned_id)"
     "), mark AS ("
     " INSERT INTO events_pruned AS p (singleton, max_pruned_id, pruned_at)"
     " SELECT true, top.id, now() FROM (SELECT max(id) AS id FROM gone) top"

@@ -8,9 +8,11 @@
  * session-level advisory lock RETENTION_LOCK_KEY: if another instance holds
  * it, the run is skipped. Holding it, it deletes batches of at most
  * batch_rows rows, oldest timestamp first, each one statement (so one short
- * transaction) that also raises events_pruned.max_pruned_id to the highest id
- * it deleted, until a batch deletes fewer than batch_rows; then it unlocks.
- * See postgresql/schema.sql for what max_pruned_id means.
+ * transaction) that also raises the pruned marks to the highest ids it
+ * deleted (per subscriber in events_pruned_subscribers, which replays read,
+ * and for the whole table in events_pruned), until a batch deletes fewer
+ * than batch_rows; then it unlocks. See postgresql/schema.sql for what the
+ * marks mean.
  *
  * Nothing here blocks the loop: queries are asynchronous, and between two
  * batches the loop runs other work for at least batch_pause_ms. A lost

@@ -14,7 +14,9 @@
 #   3. The pruning instance is killed mid-run: its lock goes with its
 #      session, the other instance (which never started a run before)
 #      finishes the job. Every old row is gone, every newer row is there,
-#      max_pruned_id is the highest old id.
+#      max_pruned_id is the highest old id and each subscriber's mark in
+#      events_pruned_subscribers the highest of its old ids; a resume from a
+#      pruned id gets history-gone, one whose rows were never pruned not.
 #   4. PostgreSQL restarts: retention reconnects and prunes what is due.
 #   5. SIGTERM in the middle of a run: no new batch starts, the process
 #      exits cleanly (status 0, no sanitizer report); what was deleted is an
@@ -51,6 +53,11 @@ new_rows 20
 old_rows old 4000 '3 hours'
 new_rows 20
 expected_max=$(sql "select max(id) from events where type = 'old'")
+marks() { # TYPE: per subscriber, the highest id of its rows of TYPE
+    sql "select string_agg(subscriber || '=' || m, ',' order by subscriber)
+         from (select subscriber, max(id) m from events where type = '$1' group by 1) s"
+}
+expected_marks=$(marks old)
 newer_min=$(sql "select min(id) from events where type = 'new'")
 [ "$expected_max" -gt "$newer_min" ] || fail "setup: some older rows should have ids above newer ones"
 
@@ -101,6 +108,16 @@ assert_eq 40 "$(sql "select count(*) from events where type = 'new'")" "newer ro
 assert_eq 3 "$(sql "select count(*) from events where type = 'live'")" "live rows kept"
 assert_eq "$expected_max" "$(sql "select max_pruned_id from events_pruned")" \
     "max_pruned_id after the first pruning"
+assert_eq "$expected_marks" "$(sql "select string_agg(subscriber || '=' || max_pruned_id, ','
+    order by subscriber) from events_pruned_subscribers")" "per-subscriber marks"
+# What the marks are for: a resume from before o3's pruned rows is told,
+# one from k1's (never pruned) beginning is not.
+stream_until "$WORK/o3.out" '^event: history-gone' 10 -H "X-Consumer-Id: o3" -H "Last-Event-ID: 1" \
+    "$(piper_url b /events)" || fail "no history-gone for a resume from a pruned id"
+k1_last=$(sql "select max(id) from events where subscriber = 'k1'")
+stream_until "$WORK/k1.out" "^id: $k1_last\$" 10 -H "X-Consumer-Id: k1" -H "Last-Event-ID: 0" \
+    "$(piper_url b /events)" || fail "k1's resume did not reach its last row"
+assert_not_contains "$(cat "$WORK/k1.out")" "history-gone" "k1's resume"
 pruned_b=$(piper_metric b event_piper_retention_rows_pruned_total)
 { [ "$pruned_b" -gt 0 ] && [ "$pruned_b" -lt 16000 ]; } ||
     fail "b should have pruned what a left (1 to 15,999 rows), not $pruned_b"
@@ -143,5 +160,7 @@ mark=$(sql "select max_pruned_id from events_pruned")
 assert_eq $((20000 - left)) $((mark - first + 1)) "rows deleted against max_pruned_id"
 assert_eq 0 "$(sql "select count(*) from events where type = 'old3' and id <= $mark")" \
     "old3 rows at or below max_pruned_id"
+assert_eq "$mark" "$(sql "select max_pruned_id from events_pruned_subscribers where subscriber = 'p'")" \
+    "the mark of old3's only subscriber"
 assert_eq "" "$(holders)" "holders of the retention lock after both instances are gone"
 test_done
