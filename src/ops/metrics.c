@@ -89,34 +89,6 @@ static void labelled(struct evbuffer *out, const char *name, const char *help, c
         evbuffer_add_printf(out, "%s{%s=\"%s\"} %" PRIu64 "\n", name, label, names[i], values[i]);
 }
 
-/* The retention series; 0 on instances with retention off, so dashboards
- * summing over instances need no special case. */
-static void retention_render(struct evbuffer *out)
-{
-    counter(out, "event_piper_retention_rows_pruned_total",
-            "Rows deleted from the events table by retention (this instance).",
-            metrics.retention_rows_pruned);
-    labelled(out, "event_piper_retention_runs_total",
-             "Retention runs, by result: pruned (held the lock, deleted all rows due), skipped "
-             "(another instance held it), failed.",
-             "result", retention_result_names, metrics.retention_runs, RETENTION_RESULT_COUNT);
-    family(out, "event_piper_retention_prune_seconds", "histogram",
-           "Duration of each retention delete batch (one transaction).");
-    uint64_t cumulative = 0;
-    for (size_t i = 0; i < PRUNE_BUCKET_COUNT - 1; i++) {
-        cumulative += metrics.prune_buckets[i];
-        evbuffer_add_printf(out,
-                            "event_piper_retention_prune_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
-                            prune_bounds[i], cumulative);
-    }
-    cumulative += metrics.prune_buckets[PRUNE_BUCKET_COUNT - 1];
-    evbuffer_add_printf(
-        out, "event_piper_retention_prune_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", cumulative);
-    evbuffer_add_printf(out, "event_piper_retention_prune_seconds_sum %.9g\n", metrics.prune_sum);
-    evbuffer_add_printf(out, "event_piper_retention_prune_seconds_count %" PRIu64 "\n",
-                        metrics.prune_count);
-}
-
 void metrics_render(struct evbuffer *out, const struct metrics_gauges *g)
 {
     family(out, "event_piper_build_info", "gauge", "Build information; the value is always 1.");
@@ -238,5 +210,28 @@ void metrics_render(struct evbuffer *out, const struct metrics_gauges *g)
     evbuffer_add_printf(out, "event_piper_notification_lag_seconds_count %" PRIu64 "\n",
                         metrics.lag_count);
 
-    retention_render(out);
+    /* Retention: 0 on instances with it off, so sums over instances need no
+     * special case. */
+    counter(out, "event_piper_retention_rows_pruned_total",
+            "Rows deleted from the events table by retention (this instance).",
+            metrics.retention_rows_pruned);
+    labelled(out, "event_piper_retention_runs_total",
+             "Retention runs, by result: pruned (held the lock, deleted all rows due), skipped "
+             "(another instance held it), failed.",
+             "result", retention_result_names, metrics.retention_runs, RETENTION_RESULT_COUNT);
+    family(out, "event_piper_retention_prune_seconds", "histogram",
+           "Duration of each retention delete batch (one transaction).");
+    cumulative = 0;
+    for (size_t i = 0; i < PRUNE_BUCKET_COUNT - 1; i++) {
+        cumulative += metrics.prune_buckets[i];
+        evbuffer_add_printf(out,
+                            "event_piper_retention_prune_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                            prune_bounds[i], cumulative);
+    }
+    cumulative += metrics.prune_buckets[PRUNE_BUCKET_COUNT - 1];
+    evbuffer_add_printf(
+        out, "event_piper_retention_prune_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", cumulative);
+    evbuffer_add_printf(out, "event_piper_retention_prune_seconds_sum %.9g\n", metrics.prune_sum);
+    evbuffer_add_printf(out, "event_piper_retention_prune_seconds_count %" PRIu64 "\n",
+                        metrics.prune_count);
 }
