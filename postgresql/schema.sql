@@ -15,6 +15,50 @@ CREATE TABLE IF NOT EXISTS events (
 -- Replay reads one subscriber's rows after an id, in id order.
 CREATE INDEX IF NOT EXISTS events_subscriber_id_idx ON events (subscriber, id);
 
+-- Retention (RETENTION_SECONDS) deletes rows whose timestamp is older than
+-- the retention, oldest first, through this index: each delete batch is an
+-- index range scan that stops after its rows, however large the table.
+-- Its cost on inserts is one more B-tree entry per row (about 20 bytes), and
+-- timestamps mostly grow, so entries go to the index's rightmost page, which
+-- stays in memory. Built here even when retention is off, so that turning it
+-- on needs no DDL. On an existing large table build it first without
+-- blocking writers, then apply this file (IF NOT EXISTS skips it here):
+--   CREATE INDEX CONCURRENTLY IF NOT EXISTS events_timestamp_idx ON events (timestamp);
+-- (if that build fails, DROP INDEX the invalid index it leaves, then retry).
+CREATE INDEX IF NOT EXISTS events_timestamp_idx ON events (timestamp);
+
+-- One row: the highest id retention has ever deleted, and when it last
+-- deleted. src/db/retention.c updates it in the same statement, hence the
+-- same transaction, as each delete batch, with GREATEST so it never goes
+-- down. It is 0 while nothing was pruned. The same statement raises the
+-- per-subscriber marks of events_pruned_subscribers (below), which replays
+-- read; this global one answers for the table as a whole (any consumer,
+-- monitoring: "how far back is history complete?").
+--
+-- What it means, exactly. Every row retention deleted has id <=
+-- max_pruned_id. So for a cursor c (a Last-Event-ID):
+--   c >= max_pruned_id: no row after c was ever pruned; the rows after c
+--     that the table holds are all the rows after c there were.
+--   c <  max_pruned_id: at least one row after c (the row max_pruned_id)
+--     was pruned, possibly one of this consumer's; the history after c may
+--     have a gap.
+-- It is not "every id <= max_pruned_id is gone": pruning goes by timestamp,
+-- and a timestamp is the writer's (default now(), the inserting
+-- transaction's start), so a row can have a smaller id and a newer
+-- timestamp than a pruned one and stay, and a row whose id was drawn before
+-- a batch can commit after it. Both only make c < max_pruned_id more
+-- cautious, never wrong.
+-- To get the exact answer for a replay, read max_pruned_id in the same
+-- statement (hence the same snapshot) as the rows: a batch's deletes and
+-- its update of this row commit together, so a snapshot that misses a
+-- pruned row also sees the mark that covers it.
+CREATE TABLE IF NOT EXISTS events_pruned (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    max_pruned_id bigint NOT NULL DEFAULT 0,
+    pruned_at timestamptz
+);
+INSERT INTO events_pruned (singleton) VALUES (true) ON CONFLICT DO NOTHING;
+
 -- Ids are assigned by the BEFORE INSERT trigger below, under a lock, not by
 -- the column default: a default would be evaluated before the lock is taken
 -- and would also burn a sequence value per row.

@@ -32,6 +32,7 @@
 #include "core/replay.h"
 #include "core/session.h"
 #include "db/pg_pool.h"
+#include "db/retention.h"
 #include "ingest/confirm.h"
 #include "ingest/nats_ingest.h"
 #include "ingest/pg_listener.h"
@@ -65,6 +66,7 @@ struct service {
     struct history *history;
     struct pg_listener *listener; /* INGEST=pg_notify */
     struct nats_ingest *nats;     /* INGEST=nats */
+    struct retention *retention;  /* NULL with RETENTION_SECONDS=0 */
     struct event *sigterm_ev;
     struct event *sigint_ev;
     struct event *sighup_ev;
@@ -193,6 +195,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     log_info("shutting down", "signal=%d deadline_seconds=%lld", (int)sig,
              svc->cfg.shutdown_seconds);
     net_server_drain(svc->server);
+    retention_stop(svc->retention);
     sessions_shutdown(svc->sessions, &deadline, on_streams_ended, svc);
 }
 
@@ -333,6 +336,21 @@ static bool service_start(struct service *svc)
 
     if (!ingest_start(svc))
         return false;
+    if (cfg->retention_seconds > 0) {
+        struct retention_options retention_options = {
+            .conninfo = cfg->database_url,
+            .retention_seconds = cfg->retention_seconds,
+            .interval_seconds = (int)cfg->retention_interval_seconds,
+            .batch_rows = (int)cfg->retention_batch_rows,
+            .batch_pause_ms = (int)cfg->retention_batch_pause_ms,
+            .reconnect_min_ms = (int)cfg->pg_reconnect_min_ms,
+            .reconnect_max_ms = (int)cfg->pg_reconnect_max_ms,
+            .connect_timeout_s = CONNECT_TIMEOUT_SECONDS,
+        };
+        svc->retention = retention_new(svc->base, &retention_options);
+        if (svc->retention == NULL)
+            return false;
+    }
     svc->sigterm_ev = evsignal_new(svc->base, SIGTERM, on_signal, svc);
     svc->sigint_ev = evsignal_new(svc->base, SIGINT, on_signal, svc);
     svc->sighup_ev = evsignal_new(svc->base, SIGHUP, on_reload, svc);
@@ -356,6 +374,7 @@ static void service_stop(struct service *svc)
     demo_free(svc->demo);
     auth_free(svc->auth);
     tls_context_free(svc->tls);
+    retention_free(svc->retention);
     pg_listener_free(svc->listener);
     nats_ingest_free(svc->nats);
     replay_free(svc->replay);

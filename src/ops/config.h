@@ -52,6 +52,10 @@ struct config {
     long long pg_ping_seconds;
     long long pg_ping_timeout_seconds;
     long long shutdown_seconds;
+    long long retention_seconds;
+    long long retention_interval_seconds;
+    long long retention_batch_rows;
+    long long retention_batch_pause_ms;
     long long log_level;  /* enum log_level */
     long long log_format; /* enum log_format */
     long long ingest;     /* enum ingest_kind */

@@ -16,11 +16,17 @@ struct metrics metrics;
 static const double lag_bounds[LAG_BUCKET_COUNT - 1] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                                         0.05,   0.1,   0.25,   1,     5};
 
+/* Upper bounds of the retention batch buckets, in seconds. */
+static const double prune_bounds[PRUNE_BUCKET_COUNT - 1] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                            0.1,   0.25,   0.5,   1,    5};
+
 static const char *const close_names[CLOSE_REASON_COUNT] = {
     "client_gone", "slow_consumer", "shutdown", "write_error", "token_expired", "protocol_error"};
 static const char *const transport_names[TRANSPORT_KIND_COUNT] = {"http1", "h2", "websocket"};
 static const char *const history_gone_names[HISTORY_GONE_COUNT] = {"pruned", "unknown_cursor"};
 static const char *const history_endpoint_names[HISTORY_ENDPOINT_COUNT] = {"history", "latest"};
+static const char *const retention_result_names[RETENTION_RESULT_COUNT] = {"pruned", "skipped",
+                                                                           "failed"};
 static const char *const invalid_names[INVALID_REASON_COUNT] = {"bad_notification", "bad_message",
                                                                 "bad_row", "missing_row"};
 
@@ -44,6 +50,18 @@ void metrics_observe_lag(double seconds)
     metrics.lag_buckets[i]++;
     metrics.lag_count++;
     metrics.lag_sum += seconds;
+}
+
+void metrics_observe_prune_batch(double seconds)
+{
+    size_t i = 0;
+    if (seconds < 0)
+        seconds = 0;
+    while (i < PRUNE_BUCKET_COUNT - 1 && seconds > prune_bounds[i])
+        i++;
+    metrics.prune_buckets[i]++;
+    metrics.prune_count++;
+    metrics.prune_sum += seconds;
 }
 
 static void family(struct evbuffer *out, const char *name, const char *type, const char *help)
@@ -191,4 +209,29 @@ void metrics_render(struct evbuffer *out, const struct metrics_gauges *g)
     evbuffer_add_printf(out, "event_piper_notification_lag_seconds_sum %.9g\n", metrics.lag_sum);
     evbuffer_add_printf(out, "event_piper_notification_lag_seconds_count %" PRIu64 "\n",
                         metrics.lag_count);
+
+    /* Retention: 0 on instances with it off, so sums over instances need no
+     * special case. */
+    counter(out, "event_piper_retention_rows_pruned_total",
+            "Rows deleted from the events table by retention (this instance).",
+            metrics.retention_rows_pruned);
+    labelled(out, "event_piper_retention_runs_total",
+             "Retention runs, by result: pruned (held the lock, deleted all rows due), skipped "
+             "(another instance held it), failed.",
+             "result", retention_result_names, metrics.retention_runs, RETENTION_RESULT_COUNT);
+    family(out, "event_piper_retention_prune_seconds", "histogram",
+           "Duration of each retention delete batch (one transaction).");
+    cumulative = 0;
+    for (size_t i = 0; i < PRUNE_BUCKET_COUNT - 1; i++) {
+        cumulative += metrics.prune_buckets[i];
+        evbuffer_add_printf(out,
+                            "event_piper_retention_prune_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                            prune_bounds[i], cumulative);
+    }
+    cumulative += metrics.prune_buckets[PRUNE_BUCKET_COUNT - 1];
+    evbuffer_add_printf(
+        out, "event_piper_retention_prune_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", cumulative);
+    evbuffer_add_printf(out, "event_piper_retention_prune_seconds_sum %.9g\n", metrics.prune_sum);
+    evbuffer_add_printf(out, "event_piper_retention_prune_seconds_count %" PRIu64 "\n",
+                        metrics.prune_count);
 }

@@ -47,6 +47,15 @@ enum history_gone_reason { HISTORY_GONE_PRUNED, HISTORY_GONE_UNKNOWN_CURSOR, HIS
 enum history_endpoint { HISTORY_ENDPOINT_HISTORY, HISTORY_ENDPOINT_LATEST, HISTORY_ENDPOINT_COUNT };
 
 #define LAG_BUCKET_COUNT 12
+#define PRUNE_BUCKET_COUNT 12
+
+/* How a retention run ended; also the value of the result label. */
+enum retention_result {
+    RETENTION_PRUNED,  /* held the lock and deleted every row due (maybe none) */
+    RETENTION_SKIPPED, /* another instance held the lock */
+    RETENTION_FAILED,  /* an error or a lost connection ended it */
+    RETENTION_RESULT_COUNT
+};
 
 struct metrics {
     uint64_t sessions_opened;
@@ -73,6 +82,11 @@ struct metrics {
     uint64_t lag_buckets[LAG_BUCKET_COUNT]; /* non-cumulative counts */
     uint64_t lag_count;
     double lag_sum;
+    uint64_t retention_rows_pruned;
+    uint64_t retention_runs[RETENTION_RESULT_COUNT];
+    uint64_t prune_buckets[PRUNE_BUCKET_COUNT]; /* delete batches, non-cumulative */
+    uint64_t prune_count;
+    double prune_sum;
 };
 
 extern struct metrics metrics;
@@ -105,6 +119,9 @@ const char *transport_kind_name(enum transport_kind k);
 
 /* Records the time from an event's row timestamp to its delivery. */
 void metrics_observe_lag(double seconds);
+
+/* Records the duration of one retention delete batch (one transaction). */
+void metrics_observe_prune_batch(double seconds);
 
 /* Appends the exposition text to out. */
 void metrics_render(struct evbuffer *out, const struct metrics_gauges *g);

@@ -67,6 +67,36 @@ static void config_load__nothing_set__documented_defaults(void **state)
     config_free(&l.cfg);
 }
 
+static void config_load__retention__off_by_default_and_bounded(void **state)
+{
+    (void)state;
+    struct load l;
+    load(&l, NULL, 0, NULL);
+    assert_int_equal(l.result, CONFIG_OK);
+    assert_int_equal(l.cfg.retention_seconds, 0);
+    assert_int_equal(l.cfg.retention_interval_seconds, 60);
+    assert_int_equal(l.cfg.retention_batch_rows, 5000);
+    assert_int_equal(l.cfg.retention_batch_pause_ms, 0);
+    config_free(&l.cfg);
+
+    const char *on[] = {"RETENTION_SECONDS=604800", "RETENTION_INTERVAL_SECONDS=5", NULL};
+    load(&l, on, 0, NULL);
+    assert_int_equal(l.result, CONFIG_OK);
+    assert_int_equal(l.cfg.retention_seconds, 604800);
+    assert_int_equal(l.cfg.retention_interval_seconds, 5);
+    config_free(&l.cfg);
+
+    const char *negative[] = {"RETENTION_SECONDS=-1", NULL};
+    load(&l, negative, 0, NULL);
+    assert_int_equal(l.result, CONFIG_INVALID);
+    assert_non_null(strstr(l.err, "RETENTION_SECONDS"));
+
+    const char *no_interval[] = {"RETENTION_INTERVAL_SECONDS=0", NULL};
+    load(&l, no_interval, 0, NULL);
+    assert_int_equal(l.result, CONFIG_INVALID);
+    assert_non_null(strstr(l.err, "RETENTION_INTERVAL_SECONDS"));
+}
+
 static void config_load__environment__overrides_default(void **state)
 {
     (void)state;
@@ -574,6 +604,7 @@ int main(void)
         cmocka_unit_test(config_mask_conninfo__forms__exact_output),
         cmocka_unit_test(config_mask_conninfo__libpq_whitespace_forms__masked),
         cmocka_unit_test(config_mask_conninfo__small_buffer__terminated_and_masked),
+        cmocka_unit_test(config_load__retention__off_by_default_and_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
