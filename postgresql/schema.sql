@@ -91,12 +91,23 @@ BEGIN
 END
 $$;
 
--- The notification is a hint, {"id": 7, "subscriber": "toto"}: the service
--- reads the row itself, because PostgreSQL has no permission on NOTIFY and
--- any role that can connect could send a forged row on this channel. The
--- subscriber lets an instance skip rows nobody connected to it wants; if
--- even it would break PostgreSQL's 8000-byte NOTIFY limit, only the id is
--- sent. So an insert never fails because of its size.
+-- The notification. PostgreSQL has no permission on NOTIFY: any role that
+-- can connect can send anything on this channel, so what the service takes
+-- from it must be unforgeable or only a hint.
+--
+-- Signed rows: the whole row as JSON, {"id", "subscriber", "type", "ts",
+-- "payload"}, preceded by its HMAC-SHA256 in hex and a space. The key lives
+-- in events_notify_key, which no role but the owner (and the service's
+-- role, granted SELECT by the deployment) can read; this function runs as
+-- the owner (SECURITY DEFINER), so writers sign without seeing the key. The
+-- service checks the MAC and delivers the row at once, with no read back.
+--
+-- Hints: a row whose signed form would break PostgreSQL's 8000-byte NOTIFY
+-- limit (or any row when the key is missing) is sent as {"id": 7,
+-- "subscriber": "toto"}, or {"id": 7} when even that would not fit; the
+-- service then reads the row itself from the table. The subscriber lets an
+-- instance skip rows nobody connected to it wants. So an insert never
+-- fails because of its size.
 --
 -- One call per statement, not per row: 100-row INSERTs run faster than with
 -- a row trigger; a single-row INSERT pays a few microseconds for the
@@ -106,14 +117,32 @@ $$;
 -- sorted. PostgreSQL's logical replication applies rows without statement
 -- triggers: on a subscriber database, run event-piper against the publisher
 -- (or use the NATS ingest).
+CREATE EXTENSION IF NOT EXISTS pgcrypto;
+
+CREATE TABLE IF NOT EXISTS events_notify_key (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    key bytea NOT NULL
+);
+REVOKE ALL ON events_notify_key FROM PUBLIC;
+INSERT INTO events_notify_key (key) VALUES (gen_random_bytes(32)) ON CONFLICT DO NOTHING;
+
 CREATE OR REPLACE FUNCTION events_notify() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+DECLARE
+    k bytea;
 BEGIN
+    SELECT key INTO k FROM events_notify_key;
     PERFORM pg_notify('new_events',
-        CASE WHEN octet_length(m.hint) < 8000 THEN m.hint
+        CASE WHEN k IS NOT NULL AND octet_length(m.body) < 7900
+                 THEN encode(hmac(convert_to(m.body, 'UTF8'), k, 'sha256'), 'hex') || ' ' || m.body
+             WHEN octet_length(m.hint) < 8000 THEN m.hint
              ELSE json_build_object('id', m.id)::text
         END)
-    FROM (SELECT n.id, json_build_object('id', n.id, 'subscriber', n.subscriber)::text AS hint
+    FROM (SELECT n.id,
+                 json_build_object('id', n.id, 'subscriber', n.subscriber)::text AS hint,
+                 json_build_object('id', n.id, 'subscriber', n.subscriber, 'type', n.type,
+                                   'ts', extract(epoch FROM n.timestamp),
+                                   'payload', n.payload)::text AS body
           FROM inserted n
           ORDER BY n.id
           OFFSET 0) m;

@@ -147,6 +147,33 @@ void confirm_hint(struct confirm *c, int64_t id, const char *subscriber, size_t 
         schedule_read(c);
 }
 
+void confirm_signed(struct confirm *c, struct frame *frame, const char *subscriber,
+                    size_t subscriber_len)
+{
+    if (c->reading || c->hint_count > 0) {
+        confirm_hint(c, frame->id, subscriber, subscriber_len);
+        return;
+    }
+    struct batch *b = calloc(1, sizeof(*b));
+    if (b != NULL) {
+        list_init(&b->link);
+        b->rows = malloc(sizeof(*b->rows));
+        b->subscribers = malloc(subscriber_len > 0 ? subscriber_len : 1);
+    }
+    if (b == NULL || b->rows == NULL || b->subscribers == NULL) {
+        if (b != NULL)
+            batch_free(b);
+        confirm_hint(c, frame->id, subscriber, subscriber_len);
+        return;
+    }
+    memcpy(b->subscribers, subscriber, subscriber_len);
+    b->rows[0] = (struct ready_row){frame_ref(frame), 0, subscriber_len};
+    b->count = 1;
+    list_append(&c->ready, &b->link);
+    c->ready_rows++;
+    schedule_publish(c);
+}
+
 /* Turns a read's rows into a batch; rows that cannot become a frame are
  * logged and skipped. NULL only when out of memory. */
 static struct batch *batch_from_result(const PGresult *res)

@@ -70,6 +70,14 @@ void confirm_read_on_pool(struct confirm *c, struct pg_pool *pool);
  * the caller's to refuse. */
 void confirm_hint(struct confirm *c, int64_t id, const char *subscriber, size_t subscriber_len);
 
+/* A row whose notification carried a valid signature (pg_listener.c): it
+ * is authentic, so it needs no read. It is queued for publishing at once
+ * when nothing is waiting to be read or being read; otherwise it becomes a
+ * hint like the others, so rows are still published in the order they
+ * were notified. Takes its own reference to frame. */
+void confirm_signed(struct confirm *c, struct frame *frame, const char *subscriber,
+                    size_t subscriber_len);
+
 /* While held, confirmed rows wait unpublished (the ingest is not live yet,
  * see pg_listener.c); releasing publishes them. */
 void confirm_hold(struct confirm *c, bool hold);

@@ -69,6 +69,28 @@ bool notification_parse(const char *text, size_t len, struct notification *n, co
                 *why = "subscriber is not a string";
                 goto fail;
             }
+        } else if (json_string_equals(m.key, m.key_len, "type")) {
+            if (n->type != NULL || !take_string(&m, &n->type, &n->type_len)) {
+                *why = "type is not a string";
+                goto fail;
+            }
+        } else if (json_string_equals(m.key, m.key_len, "ts")) {
+            char number[64];
+            char *end = NULL;
+            if (m.kind != JSON_KIND_NUMBER || m.value_len >= sizeof(number)) {
+                *why = "ts is not a number";
+                goto fail;
+            }
+            memcpy(number, m.value, m.value_len);
+            number[m.value_len] = '\0';
+            n->ts = strtod(number, &end);
+            if (end != number + m.value_len) {
+                *why = "ts is not a number";
+                goto fail;
+            }
+        } else if (json_string_equals(m.key, m.key_len, "payload")) {
+            n->payload = m.value;
+            n->payload_len = m.value_len;
         }
     }
     if (rc < 0) {
@@ -79,6 +101,7 @@ bool notification_parse(const char *text, size_t len, struct notification *n, co
         *why = "id missing";
         goto fail;
     }
+    n->has_row = n->type != NULL && n->payload != NULL;
     return true;
 
 fail:
@@ -89,5 +112,31 @@ fail:
 void notification_clear(struct notification *n)
 {
     free(n->subscriber);
+    free(n->type);
     memset(n, 0, sizeof(*n));
+}
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+bool notification_split_signed(const char *text, size_t len, unsigned char mac[32],
+                               const char **body, size_t *body_len)
+{
+    if (len <= NOTIFICATION_MAC_HEX + 1 || text[NOTIFICATION_MAC_HEX] != ' ')
+        return false;
+    for (size_t i = 0; i < 32; i++) {
+        int hi = hex_digit(text[2 * i]), lo = hex_digit(text[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return false;
+        mac[i] = (unsigned char)(hi << 4 | lo);
+    }
+    *body = text + NOTIFICATION_MAC_HEX + 1;
+    *body_len = len - NOTIFICATION_MAC_HEX - 1;
+    return true;
 }

@@ -5,8 +5,9 @@
  *     ^                  |                   |                   |
  *     +------------------+---- lost ---------+-------------------+
  *
- * SYNCING reads the highest committed id after LISTEN is in effect, so every
- * commit after that read is notified. Hints arriving while SYNCING are
+ * SYNCING reads the signing key (schema.sql's events_notify_key; unreadable
+ * only means every row is read back) and then the highest committed id
+ * after LISTEN is in effect, so every commit after that read is notified. Hints arriving while SYNCING are
  * confirmed but held, and published only after the hub has been told the
  * ingest is up (and has put live streams into catch-up), so no stream's
  * cursor can jump over the gap that the catch-up will fill.
@@ -21,6 +22,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "util/backoff.h"
 #include "ingest/confirm.h"
@@ -58,6 +63,9 @@ struct pg_listener {
     bool ever_live;
     unsigned failures_logged;
     struct log_limit bad_notification_logs;
+    struct log_limit bad_signature_logs;
+    unsigned char notify_key[64]; /* events_notify_key.key; see schema.sql */
+    size_t notify_key_len;        /* 0: not readable, every row is read back */
 };
 
 static void listener_enter(struct pg_listener *l, enum listener_state to)
@@ -85,6 +93,51 @@ static void keep_probe_waiting(struct pg_listener *l)
     evtimer_add(l->ping_deadline_ev, &deadline);
 }
 
+/* Whether payload is a row signed with the key (see notification.h); sets
+ * *body to the JSON after the MAC when it has a signed shape at all. A
+ * signature that does not verify (forged, or the key was rotated since it
+ * was read) leaves the row a hint: read back, never trusted. */
+static bool signature_valid(struct pg_listener *l, const char *payload, size_t len,
+                            const char **body, size_t *body_len)
+{
+    unsigned char mac[32], expected[EVP_MAX_MD_SIZE];
+    unsigned expected_len = 0;
+    if (!notification_split_signed(payload, len, mac, body, body_len))
+        return false;
+    if (l->notify_key_len == 0)
+        return false;
+    if (HMAC(EVP_sha256(), l->notify_key, (int)l->notify_key_len, (const unsigned char *)*body,
+             *body_len, expected, &expected_len) == NULL ||
+        expected_len != sizeof(mac) || CRYPTO_memcmp(mac, expected, sizeof(mac)) != 0) {
+        unsigned dropped;
+        if (log_limit_allow(&l->bad_signature_logs, &dropped))
+            log_warn("notification signature does not verify; reading the row back", "dropped=%u",
+                     dropped);
+        return false;
+    }
+    return true;
+}
+
+/* A verified row goes to the hub without a read (confirm_signed keeps the
+ * order); one that cannot become a frame is skipped like a bad row read
+ * from the table. */
+static void deliver_signed(struct pg_listener *l, const struct notification *n)
+{
+    enum frame_error err = FRAME_OK;
+    struct frame *f =
+        frame_new_event(n->id, n->type, n->type_len, n->payload, n->payload_len, n->ts, &err);
+    if (f == NULL) {
+        metrics.events_invalid[INVALID_ROW]++;
+        unsigned dropped;
+        if (log_limit_allow(&l->bad_notification_logs, &dropped))
+            log_warn("row skipped", "id=%" PRId64 " reason=%s dropped=%u", n->id,
+                     frame_error_name(err), dropped);
+        return;
+    }
+    confirm_signed(l->confirm, f, n->subscriber, n->subscriber_len);
+    frame_unref(f);
+}
+
 static void on_notify(struct pg_conn *c, const char *channel, const char *payload, void *arg)
 {
     struct pg_listener *l = arg;
@@ -96,7 +149,11 @@ static void on_notify(struct pg_conn *c, const char *channel, const char *payloa
         return;
     metrics.events_received++;
     keep_probe_waiting(l);
-    if (!notification_parse(payload, strlen(payload), &n, &why)) {
+    size_t len = strlen(payload);
+    const char *body = payload;
+    size_t body_len = len;
+    bool authentic = signature_valid(l, payload, len, &body, &body_len);
+    if (!notification_parse(body, body_len, &n, &why)) {
         metrics.events_invalid[INVALID_NOTIFICATION]++;
         /* Anyone can notify: within a rate limit, not a flood. */
         unsigned dropped;
@@ -105,7 +162,10 @@ static void on_notify(struct pg_conn *c, const char *channel, const char *payloa
                      dropped);
         return;
     }
-    confirm_hint(l->confirm, n.id, n.subscriber, n.subscriber_len);
+    if (authentic && n.has_row && n.subscriber != NULL)
+        deliver_signed(l, &n);
+    else
+        confirm_hint(l->confirm, n.id, n.subscriber, n.subscriber_len);
     notification_clear(&n);
 }
 
@@ -165,12 +225,42 @@ static void on_synced(struct pg_conn *c, const PGresult *res, void *arg)
     confirm_hold(l->confirm, false);
 }
 
+/* The signing key, read at every connect (a rotated key is picked up on the
+ * next reconnect). Not readable: rows are read back, which is correct, only
+ * slower; said once per connect. */
+static void on_key(struct pg_conn *c, const PGresult *res, void *arg)
+{
+    struct pg_listener *l = arg;
+    (void)c;
+    l->notify_key_len = 0;
+    if (res == NULL)
+        return;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
+        size_t len = 0;
+        unsigned char *key = PQunescapeBytea((const unsigned char *)PQgetvalue(res, 0, 0), &len);
+        if (key != NULL && len > 0 && len <= sizeof(l->notify_key)) {
+            memcpy(l->notify_key, key, len);
+            l->notify_key_len = len;
+        }
+        if (key != NULL) {
+            OPENSSL_cleanse(key, len);
+            PQfreemem(key);
+        }
+    }
+    if (l->notify_key_len == 0)
+        log_warn("signed notifications off: every row is read back from the table", "reason=%s",
+                 PQresultStatus(res) == PGRES_TUPLES_OK ? "events_notify_key holds no usable key"
+                                                        : PQresultErrorMessage(res));
+}
+
 static void on_ready(struct pg_conn *c, void *arg)
 {
     struct pg_listener *l = arg;
     listener_enter(l, LISTENER_SYNCING);
     confirm_read_on_conn(l->confirm, c);
-    if (!pg_conn_query(c, "SELECT coalesce(max(id), 0) FROM events", 0, NULL, on_synced, l))
+    /* Before the highest id: notifications after it are then checked. */
+    if (!pg_conn_query(c, "SELECT key FROM events_notify_key", 0, NULL, on_key, l) ||
+        !pg_conn_query(c, "SELECT coalesce(max(id), 0) FROM events", 0, NULL, on_synced, l))
         drop_connection(l, "cannot query the highest id");
 }
 

@@ -73,10 +73,15 @@ wait_metric c 'event_piper_events_invalid_total{reason="bad_row"}' = 2 10
 resyncs=$(metric c event_piper_ingest_resyncs_total)
 background psql "$DATABASE_URL" -X -q -c "begin; lock table events in access exclusive mode; select pg_sleep(30)"
 locker=$LAST_PID
-wait_for "the lock" 20 test "$(sql "select count(*) from pg_locks where relation = 'events'::regclass and mode = 'AccessExclusiveLock' and granted")" = 1
+table_locked() {
+    [ "$(sql "select count(*) from pg_locks where relation = 'events'::regclass and mode = 'AccessExclusiveLock' and granted")" = 1 ]
+}
+read_waits() {
+    [ "$(sql "select count(*) from pg_stat_activity where wait_event_type = 'Lock' and query ilike '%events%'")" -ge 1 ]
+}
+wait_for "the lock" 20 table_locked
 sql "select pg_notify('new_events', '{\"id\": 999999, \"subscriber\": \"good\", \"type\": \"x\", \"ts\": 0, \"payload\": {}}')" >/dev/null
-wait_for "the confirming read to wait for the lock" 10 test \
-    "$(sql "select count(*) from pg_stat_activity where wait_event_type = 'Lock' and query ilike '%events%'")" -ge 1
+wait_for "the confirming read to wait for the lock" 10 read_waits
 sql "select pg_cancel_backend(pid) from pg_stat_activity where wait_event_type = 'Lock' and query ilike '%events%'" >/dev/null
 wait_metric c event_piper_ingest_resyncs_total -gt "$resyncs" 10
 # The locking session's backend sleeps on after psql is gone: end it.

@@ -3,7 +3,8 @@
 # can connect can pg_notify new_events with any text. Here a role with no
 # privilege on the events table sends forged rows: a huge id, an id not yet
 # handed out, the id of a real row with a made-up payload, and id-only and
-# malformed hints. None of it may reach a stream; the hub's high-water mark
+# malformed hints, and rows with a MAC that does not verify. None of it may
+# reach a stream; the hub's high-water mark
 # must not move, so a stream opened afterwards without Last-Event-ID still
 # receives the next real row; and the real row that later gets a forged id
 # arrives with its own content.
@@ -37,7 +38,14 @@ forge '{"id":9223372036854775807}'
 forge '{"id":123456789,"subscriber":"c1"}'
 forge 'not json at all'
 forge '{"id":-1,"subscriber":"c1"}'
-received() { [ "$(piper_metric a event_piper_events_received_total)" -ge 8 ]; }
+# Signed-looking rows: a made-up MAC, and a real HMAC-SHA256 under a key
+# that is not events_notify_key's. Neither verifies, so both are read back
+# (and not found) like hints.
+body="{\"id\":$((next + 1)),\"subscriber\":\"c1\",\"type\":\"x\",\"ts\":0,\"payload\":{\"forged\":\"bad mac\"}}"
+forge "$(printf '%064d' 7) $body"
+body='{"id":9223372036854775805,"subscriber":"c1","type":"x","ts":0,"payload":{"forged":"wrong key"}}'
+forge "$(python3 -c 'import hashlib, hmac, sys; print(hmac.new(b"k" * 32, sys.argv[1].encode(), hashlib.sha256).hexdigest())' "$body") $body"
+received() { [ "$(piper_metric a event_piper_events_received_total)" -ge 10 ]; }
 wait_for "the service to take the forged notifications" 5 received
 # Their ids were looked up in the table (and not found), then nothing.
 wait_for "the forged ids to be looked up" 5 sh -c \
@@ -66,8 +74,14 @@ assert_eq "$next $((next + 1)) $((next + 2))" \
 metrics=$(piper_metrics a)
 assert_contains "$metrics" 'event_piper_events_invalid_total{reason="bad_notification"} 2' \
     "malformed notifications counted"
-assert_contains "$metrics" 'event_piper_events_invalid_total{reason="missing_row"} 4' \
-    "hinted ids not in the table counted (huge, future, unknown, id-only)"
+assert_contains "$metrics" 'event_piper_events_invalid_total{reason="missing_row"} 6' \
+    "hinted ids not in the table counted (huge, future, unknown, id-only, two bad signatures)"
+# The real rows came signed: delivered without a read back.
+reads=$(piper_metric a event_piper_ingest_confirm_reads_total)
+insert_event c1 real '{"n": 5}' >/dev/null
+wait_for "a signed row" 5 grep -q '^data: {"n":5}$' "$WORK/after"
+assert_eq "$reads" "$(piper_metric a event_piper_ingest_confirm_reads_total)" \
+    "a signed row needs no read back"
 grep -q 'msg="notification skipped"' "$(piper_log a)" || fail "malformed notifications not logged"
 # The NATS ingest's staleness gauge has no meaning on the LISTEN path.
 assert_not_contains "$metrics" "event_piper_ingest_last_message_age_seconds" \

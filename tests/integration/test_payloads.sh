@@ -39,9 +39,9 @@ done
 [ "$(piper_metric a event_piper_ingest_confirm_reads_total)" -gt 0 ] || fail "no row was read back from the table"
 
 # The trigger notifies once per statement: every row of a statement, in id
-# order, as a hint (id and subscriber, or the id alone when the subscriber
-# would break the 8000-byte limit), never the row itself. Read straight
-# from a LISTEN.
+# order, as a row signed with events_notify_key's HMAC-SHA256, or when that
+# would break the 8000-byte limit as a hint (id and subscriber, or the id
+# alone). Read straight from a LISTEN; the MACs are checked with the key.
 notifications=$(psql "$DATABASE_URL" -X -q -t -A -v ON_ERROR_STOP=1 2>&1 <<'SQL'
 LISTEN new_events;
 INSERT INTO events (type, subscriber, payload) VALUES
@@ -52,17 +52,25 @@ INSERT INTO events (type, subscriber, payload) VALUES
 SELECT 1;
 SQL
 )
-python3 - "$notifications" <<'PY' || fail "notifications of a 4-row statement are wrong: $notifications"
-import json, re, sys
+key=$(sql "select encode(key, 'hex') from events_notify_key")
+python3 - "$notifications" "$key" <<'PY' || fail "notifications of a 4-row statement are wrong: $notifications"
+import hashlib, hmac, json, re, sys
 payloads = re.findall(r'Asynchronous notification "new_events" with payload "(.*)" received', sys.argv[1])
-rows = [json.loads(p) for p in payloads]
-assert len(rows) == 4, f"{len(rows)} notifications"
+key = bytes.fromhex(sys.argv[2])
+def signed(p):
+    mac, body = p.split(" ", 1)
+    assert hmac.compare_digest(mac, hmac.new(key, body.encode(), hashlib.sha256).hexdigest()), p
+    return json.loads(body)
+assert len(payloads) == 4, f"{len(payloads)} notifications"
+rows = [signed(payloads[0]), json.loads(payloads[1]), json.loads(payloads[2]), signed(payloads[3])]
 ids = [r["id"] for r in rows]
 assert ids == list(range(ids[0], ids[0] + 4)), f"ids {ids}"
-assert rows[0] == {"id": ids[0], "subscriber": "shapes"}, rows[0]
+assert {k: rows[0][k] for k in ("id", "subscriber", "type", "payload")} == \
+    {"id": ids[0], "subscriber": "shapes", "type": "whole", "payload": {"a": 1}}, rows[0]
+assert isinstance(rows[0]["ts"], float), rows[0]
 assert rows[1] == {"id": ids[1], "subscriber": "shapes"}, rows[1]
 assert set(rows[2]) == {"id"}
-assert rows[3] == {"id": ids[3], "subscriber": "shapes"}, rows[3]
+assert rows[3]["type"] == "whole_again" and rows[3]["payload"] == {"b": 2}, rows[3]
 PY
 
 # Through the service: one statement of small and large rows, then COPY.

@@ -29,7 +29,7 @@ static void assert_span(const char *span, size_t len, const char *expected)
 
 /* What triggers before this version sent: the whole row. Only the id and
  * the subscriber are taken; the rest is read from the table. */
-static void notification_parse__whole_row__only_id_and_subscriber_taken(void **state)
+static void notification_parse__whole_row__every_column_taken(void **state)
 {
     (void)state;
     struct notification n;
@@ -38,7 +38,49 @@ static void notification_parse__whole_row__only_id_and_subscriber_taken(void **s
     assert_true(parse(text, &n));
     assert_int_equal(n.id, 7);
     assert_span(n.subscriber, n.subscriber_len, "toto");
+    assert_true(n.has_row);
+    assert_span(n.type, n.type_len, "insert");
+    assert_true(n.ts == 1764000000.25);
+    assert_span(n.payload, n.payload_len, "{\"foo\": \"bar\", \"n\": [1, 2]}");
     notification_clear(&n);
+    /* a hint carries no row */
+    assert_true(parse("{\"id\": 7, \"subscriber\": \"toto\"}", &n));
+    assert_false(n.has_row);
+    notification_clear(&n);
+}
+
+static void notification_split_signed__shapes(void **state)
+{
+    (void)state;
+    unsigned char mac[32];
+    const char *body = NULL;
+    size_t body_len = 0;
+    char text[160];
+    snprintf(text, sizeof(text), "%s {\"id\":1}",
+             "00ff102030405060708090a0b0c0d0e0f00112233445566778899aabbccddeeff");
+    assert_false(notification_split_signed(text, strlen(text), mac, &body, &body_len)); /* 65 */
+    snprintf(text, sizeof(text), "%s {\"id\":1}",
+             "00ff102030405060708090a0b0c0d0e0f0112233445566778899aabbccddeeff");
+    assert_true(notification_split_signed(text, strlen(text), mac, &body, &body_len));
+    assert_int_equal(mac[0], 0x00);
+    assert_int_equal(mac[1], 0xff);
+    assert_int_equal(mac[31], 0xff);
+    assert_span(body, body_len, "{\"id\":1}");
+    text[3] = 'F'; /* upper case is not what the trigger sends */
+    assert_false(notification_split_signed(text, strlen(text), mac, &body, &body_len));
+    assert_false(notification_split_signed("{\"id\":1}", 8, mac, &body, &body_len));
+    memset(text, 'a', 64);
+    text[64] = ' ';
+    assert_false(notification_split_signed(text, 65, mac, &body, &body_len)); /* no body */
+}
+
+static void notification_parse__bad_row_members__refused(void **state)
+{
+    (void)state;
+    struct notification n;
+    assert_false(parse("{\"id\": 7, \"type\": 3}", &n));
+    assert_false(parse("{\"id\": 7, \"ts\": \"x\"}", &n));
+    assert_false(parse("{\"id\": 7, \"type\": \"a\", \"type\": \"b\"}", &n));
 }
 
 static void notification_parse__escaped_subscriber__decoded(void **state)
@@ -250,7 +292,9 @@ static void notification_parse_id__tokens__range_checked(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(notification_parse__whole_row__only_id_and_subscriber_taken),
+        cmocka_unit_test(notification_parse__whole_row__every_column_taken),
+        cmocka_unit_test(notification_split_signed__shapes),
+        cmocka_unit_test(notification_parse__bad_row_members__refused),
         cmocka_unit_test(notification_parse__escaped_subscriber__decoded),
         cmocka_unit_test(notification_parse__trigger_text__id_and_subscriber),
         cmocka_unit_test(notification_parse__id_only__no_subscriber),
