@@ -7,10 +7,11 @@
  *
  * SYNCING reads the signing key (schema.sql's events_notify_key; unreadable
  * only means every row is read back) and then the highest committed id
- * after LISTEN is in effect, so every commit after that read is notified. Hints arriving while SYNCING are
- * confirmed but held, and published only after the hub has been told the
- * ingest is up (and has put live streams into catch-up), so no stream's
- * cursor can jump over the gap that the catch-up will fill.
+ * after LISTEN is in effect, so every commit after that read is notified.
+ * Rows arriving while SYNCING are confirmed but held, and published only
+ * after the hub has been told the ingest is up (and has put live streams
+ * into catch-up), so no stream's cursor can jump over the gap that the
+ * catch-up will fill.
  *
  * Every transition goes through listener_enter(), which refuses the ones
  * the diagram does not have.
