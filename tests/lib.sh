@@ -48,6 +48,7 @@ declare -a PIPER_PIDS=()     # instances still to be killed by the cleanup
 declare -A PIPER_PID_OF=()   # instance name -> pid (of its latest start)
 declare -A PIPER_PORTS=()    # instance name -> port
 declare -A PIPER_LOGS=()     # name -> log file printed on failure (scripts add their own)
+declare -A PIPER_SCHEMES=()  # instance name -> https when started with TLS_CERT_FILE
 declare -a BACKGROUND_PIDS=() # processes of background(), stopped by the cleanup
 LAST_PID=""
 FAILED=0
@@ -328,6 +329,31 @@ stream_until() {
 }
 stream_has() { grep -qE -- "$3" "$2" || exited "$1"; } # CURL_PID FILE PATTERN
 
+# ---- TLS ---------------------------------------------------------------------------
+
+# tls_make_cert DIR: a throwaway certificate authority (DIR/ca.pem) and a
+# server certificate it signed for localhost and 127.0.0.1 (DIR/server.pem,
+# key DIR/server.key), for TLS_CERT_FILE and TLS_KEY_FILE. Exports
+# CURL_CA_BUNDLE=DIR/ca.pem, so every curl (this library's waits too) trusts
+# it, and sets TLS_CA to the same file for the other clients.
+tls_make_cert() {
+    local dir=$1
+    mkdir -p "$dir"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj "/CN=event-piper test CA" -addext basicConstraints=critical,CA:TRUE \
+        -addext keyUsage=critical,keyCertSign,cRLSign \
+        -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null || fail "openssl: cannot make the test CA"
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=localhost" \
+        -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null || fail "openssl: cannot make a key"
+    printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" "extendedKeyUsage=serverAuth" \
+        "basicConstraints=CA:FALSE" >"$dir/server.ext"
+    openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial \
+        -days 2 -extfile "$dir/server.ext" -out "$dir/server.pem" 2>/dev/null ||
+        fail "openssl: cannot sign the server certificate"
+    TLS_CA=$dir/ca.pem
+    export CURL_CA_BUNDLE=$TLS_CA
+}
+
 # ---- PostgreSQL -------------------------------------------------------------------
 
 # pg_start: a throwaway PostgreSQL in $WORK/pg (the schema applied); sets and
@@ -376,19 +402,23 @@ free_port() {
 # piper_start NAME [VAR=value | --flag=value ...]: starts an instance with
 # the given environment and flags, on a free port unless PORT=... is given
 # (a restart on the port clients know), logging to
-# $ARTIFACTS/$TEST_NAME.NAME.log, and waits until it answers /healthz.
+# $ARTIFACTS/$TEST_NAME.NAME.log, and waits until it answers /healthz. With
+# TLS_CERT_FILE=... (see tls_make_cert) the instance speaks TLS and
+# piper_url gives https URLs.
 piper_start() {
     local name=$1
     shift
-    local port="" arg pid logfile
+    local port="" arg pid logfile scheme=http
     local -a vars=() flags=()
     for arg in "$@"; do
         case "$arg" in
             --*) flags+=("$arg") ;;
             PORT=*) port=${arg#PORT=} ;;
+            TLS_CERT_FILE=?*) scheme=https; vars+=("$arg") ;;
             *) vars+=("$arg") ;;
         esac
     done
+    PIPER_SCHEMES[$name]=$scheme
     [ -n "$port" ] || port=$(free_port)
     logfile="$ARTIFACTS/$TEST_NAME.$name.log"
     env DATABASE_URL="$DATABASE_URL" PORT="$port" BIND_ADDRESS=127.0.0.1 DEMO_DIR="$ROOT/examples/demo" \
@@ -398,13 +428,13 @@ piper_start() {
     PIPER_PID_OF[$name]=$pid
     PIPER_PORTS[$name]=$port
     PIPER_LOGS[$name]=$logfile
-    wait_listening "$name" "$pid" "http://127.0.0.1:$port/healthz" 10
+    wait_listening "$name" "$pid" "$scheme://127.0.0.1:$port/healthz" 10
 }
 
 piper_port() { echo "${PIPER_PORTS[$1]}"; }
 piper_pid() { echo "${PIPER_PID_OF[$1]}"; }
 piper_log() { echo "${PIPER_LOGS[$1]}"; }
-piper_url() { echo "http://127.0.0.1:$(piper_port "$1")${2:-}"; }
+piper_url() { echo "${PIPER_SCHEMES[$1]:-http}://127.0.0.1:$(piper_port "$1")${2:-}"; }
 # piper_running NAME: status 0 while the instance's process is alive.
 piper_running() { kill -0 "$(piper_pid "$1")" 2>/dev/null; }
 
@@ -420,12 +450,13 @@ metric_value() {
         END { if (exact) print v; else if (found) printf "%.0f\n", s }'
 }
 
-# piper_metrics NAME: the instance's /metrics, checked strictly
+# piper_metrics NAME: the instance's /metrics (over HTTP/1.1, so that reading
+# it over TLS adds no HTTP/2 connection to the counts), checked strictly
 # (tests/tools/check_metrics.py: the official Python client's parser plus
 # the exposition rules it does not enforce); the script fails on any problem.
 piper_metrics() {
     local text
-    text=$(curl -fsS "$(piper_url "$1" /metrics)") || fail "GET /metrics on $1 failed"
+    text=$(curl -fsS --http1.1 "$(piper_url "$1" /metrics)") || fail "GET /metrics on $1 failed"
     printf '%s\n' "$text" | /usr/bin/python3 "$ROOT/tests/tools/check_metrics.py" ||
         fail "/metrics of $1 is not a valid Prometheus exposition (see above)"
 }
@@ -444,7 +475,7 @@ piper_metric() {
 # polling and sampling (a Python start per read would be the cost); nothing
 # when there is no such series, status non-zero when /metrics did not answer.
 piper_metric_now() {
-    curl -fs --max-time 5 "$(piper_url "$1" /metrics)" | metric_value "$2"
+    curl -fs --http1.1 --max-time 5 "$(piper_url "$1" /metrics)" | metric_value "$2"
 }
 
 # wait_metric NAME METRIC OP VALUE [SECONDS]: until METRIC on instance NAME
