@@ -168,7 +168,12 @@ build/bench/send_floor: bench/send_floor.c
 	@mkdir -p $(dir $@)
 	$(CC) $(RELEASE_CFLAGS) -o $@ $<
 
-BENCH_TOOLS := bin/event-piper build/tools/sse-client build/bench/producer build/bench/send_floor
+build/bench/stream-load: bench/stream_load.c
+	@mkdir -p $(dir $@)
+	$(CC) $(RELEASE_CFLAGS) -o $@ $< $(PKG_LIBS)
+
+BENCH_TOOLS := bin/event-piper build/tools/sse-client build/bench/producer build/bench/send_floor \
+	build/bench/stream-load
 
 # The benchmark suite (bench/run.sh; results in bench/RESULTS.md).
 bench: bench-deps $(BENCH_TOOLS)

@@ -10,6 +10,14 @@
 #     replay     1,000,000 rows to one client; 1,000 clients replaying 10,000 rows each
 #     ingest     100,000 rows/s offered in 100-row transactions
 #     overload   5,000 streams (100 of them stuck), 200 events/s offered
+#     h2         fan-out over h2c, 100 connections x 50 streams; the same with Nchan
+#     h2memory   RSS per idle HTTP/2 stream (100 x 100 and 10 x 1,000 streams)
+#     tls        fan-out over TLS, HTTP/1.1 and h2; the same with Nchan
+#     websocket  fan-out over WebSocket and over SSE, same client; idle WebSocket memory
+#
+# PIPER_BIN_BEFORE=path/to/older/event-piper runs fanout, memory, latency,
+# replay, ingest and overload with that binary too, just before the current
+# one (see run_scenario).
 #
 # Each scenario starts its own service (bin/event-piper, or PIPER_BIN) on a
 # throwaway PostgreSQL, is bounded in time, reads the server's CPU and RSS
@@ -26,6 +34,7 @@ METRICS_CHECK=0 # numbers only: the tests check the exposition format
 source "$(dirname "$0")/../tests/lib.sh"
 PRODUCER=$ROOT/build/bench/producer
 SEND_FLOOR=$ROOT/build/bench/send_floor
+STREAM_LOAD=$ROOT/build/bench/stream-load
 SMOKE=${SMOKE:-0}
 CLK_TCK=$(getconf CLK_TCK)
 RESULTS=$WORK/results
@@ -35,10 +44,15 @@ ulimit -n "$(ulimit -Hn)"
 # size FULL SMOKE: the scenario's size, or its smoke-test size.
 size() { if [ "$SMOKE" = 1 ]; then echo "$2"; else echo "$1"; fi; }
 # result SCENARIO MEASURE VALUE TARGET
-result() { printf '%s\t%s\t%s\t%s\n' "$@" >>"$RESULTS"; log "$1: $2 = $3 (target $4)"; }
+# ROW_TAG marks the rows of a run of the PIPER_BIN_BEFORE binary.
+ROW_TAG=""
+result() {
+    printf '%s\t%s\t%s\t%s\n' "$1$ROW_TAG" "$2" "$3" "$4" >>"$RESULTS"
+    log "$1$ROW_TAG: $2 = $3 (target $4)"
+}
 
-for tool in "$PIPER_BIN" "$SSE_CLIENT" "$PRODUCER" "$SEND_FLOOR"; do
-    [ -x "$tool" ] || fail "$tool is missing: run make build build/tools/sse-client build/bench/producer build/bench/send_floor"
+for tool in "$PIPER_BIN" "$SSE_CLIENT" "$PRODUCER" "$SEND_FLOOR" "$STREAM_LOAD" ${PIPER_BIN_BEFORE:+"$PIPER_BIN_BEFORE"}; do
+    [ -x "$tool" ] || fail "$tool is missing: run make build build/tools/sse-client build/bench/producer build/bench/send_floor build/bench/stream-load"
 done
 pg_start
 
@@ -229,15 +243,21 @@ idle_rss_per_stream() {
 NCHAN_MODULE=/usr/lib/nginx/modules/ngx_nchan_module.so
 NCHAN_MASTER=""
 NCHAN_WORKER=""
+NCHAN_CTL=0 # plain HTTP/1.1 port of the publisher and the status page
+# nchan_start [LISTEN_OPTIONS]: subscribers on PORT, with nginx's listen
+# options (" http2" for prior-knowledge h2c, " ssl", " ssl http2"; TLS with
+# the run's self-signed certificate, see tls_files).
 nchan_start() {
-    local dir=$WORK/nchan
+    local dir=$WORK/nchan listen=${1:-} tls=""
     mkdir -p "$dir"
     PORT=$(free_port)
-    sed -e "s|@MODULE@|$NCHAN_MODULE|; s|@DIR@|$dir|g; s|@PORT@|$PORT|" "$ROOT/bench/nchan/nginx.conf.in" \
-        >"$dir/nginx.conf"
+    NCHAN_CTL=$(free_port)
+    case "$listen" in *ssl*) tls="ssl_certificate $TLS_CERT; ssl_certificate_key $TLS_KEY;" ;; esac
+    sed -e "s|@MODULE@|$NCHAN_MODULE|; s|@DIR@|$dir|g; s|@PORT@|$PORT|; s|@CTL@|$NCHAN_CTL|" \
+        -e "s|@LISTEN@|$listen|; s|@TLS@|$tls|" "$ROOT/bench/nchan/nginx.conf.in" >"$dir/nginx.conf"
     background nginx -p "$dir" -c "$dir/nginx.conf" >"$dir/out.log" 2>&1
     NCHAN_MASTER=$LAST_PID
-    wait_listening "nginx with Nchan" "$NCHAN_MASTER" "http://127.0.0.1:$PORT/status" 10 \
+    wait_listening "nginx with Nchan" "$NCHAN_MASTER" "http://127.0.0.1:$NCHAN_CTL/status" 10 \
         "$dir/out.log" "$dir/error.log"
     # The master forks the worker before it listens, so an answer means a worker.
     NCHAN_WORKER=$(pgrep -P "$NCHAN_MASTER" | head -1) || fail "nginx answers but has no worker"
@@ -247,8 +267,8 @@ nchan_stop() {
     NCHAN_MASTER=""
     NCHAN_WORKER=""
 }
-nchan_subscribers() { curl -fs "http://127.0.0.1:$PORT/status" | awk '$1 == "subscribers:" { print $2 }'; }
-nchan_publish() { python3 "$ROOT/bench/nchan/publish.py" "$PORT" "$@"; } # RATE SECONDS PAD
+nchan_subscribers() { curl -fs "http://127.0.0.1:$NCHAN_CTL/status" | awk '$1 == "subscribers:" { print $2 }'; }
+nchan_publish() { python3 "$ROOT/bench/nchan/publish.py" "$NCHAN_CTL" "$@"; } # RATE SECONDS PAD
 nchan() {
     local sessions rate=10 seconds
     sessions=$(size 5000 50)
@@ -518,6 +538,25 @@ ingest() {
         "$(produced rate)" ">= 100000"
     result ingest "rows produced / notifications received" "$produced / $received" "equal"
     result ingest "pg_notification_queue_usage() at most" "$qmax" "~0"
+    # The ceiling: the same writers offered three times the rate.
+    sql "truncate events" >/dev/null
+    rm -f "$WORK"/producer*.out
+    r0=$(metric event_piper_events_received_total)
+    producers=()
+    for k in $(seq 0 $((writers - 1))); do
+        background "$PRODUCER" --db "$DATABASE_URL" --rate $((3 * rate / writers)) --rows-per-tx 100 \
+            --consumers 1000 --prefix i --offset $((k * 250)) --duration "$seconds" >"$WORK/producer.$k.out"
+        producers+=("$LAST_PID")
+    done
+    for pid in "${producers[@]}"; do
+        wait "$pid" || fail "a producer failed"
+        forget_pid "$pid"
+    done
+    produced=$(produced rows)
+    within 10 metric_is "$SCENARIO" event_piper_events_received_total -ge $((r0 + produced)) || true
+    received=$(( $(metric event_piper_events_received_total) - r0 ))
+    result ingest "  ceiling: rows/s reached with $((3 * rate)) offered" "$(produced rate)" "-"
+    result ingest "  rows produced / notifications received" "$produced / $received" "equal"
     service_stop
 }
 
@@ -570,21 +609,206 @@ overload() {
     service_stop
 }
 
+# ---- transports (issue 16) ------------------------------------------------------
+#
+# The fan-out's load (one consumer, 10 single-row events/s for 20 s) over
+# HTTP/2, TLS and WebSocket, served by the service and, where it speaks the
+# transport, by Nchan. The clients are build/bench/stream-load processes
+# (the same small reader for every transport, so its cost does not differ
+# between rows); server CPU is divided by the service's
+# event_piper_events_delivered_total delta (Nchan's by what its clients
+# received).
+
+TLS_CERT=""
+TLS_KEY=""
+# tls_files: a certificate for 127.0.0.1 signed by a throwaway CA (tests/lib.sh's
+# tls_make_cert: ECDSA P-256, which curl then trusts), once per run.
+tls_files() {
+    [ -z "$TLS_CERT" ] || return 0
+    tls_make_cert "$WORK/tls"
+    TLS_CERT=$WORK/tls/server.pem
+    TLS_KEY=$WORK/tls/server.key
+}
+# loaders N CONNECTIONS_EACH FIRST_IP_OCTET ARGS...: N stream-load processes,
+# each on its own 20 source addresses; their reports are client logs.
+loaders() {
+    local n=$1 each=$2 octet=$3 k
+    shift 3
+    for k in $(seq 0 $((n - 1))); do
+        background "$STREAM_LOAD" --port "$PORT" --connections "$each" \
+            --source-ips "127.0.$((octet + k)).1-127.0.$((octet + k)).20" "$@" 2>"$WORK/client.$octet.$k.log"
+        CLIENT_PIDS+=("$LAST_PID")
+    done
+}
+# The shape of every transport fan-out: streams, connections per loader.
+FAN_STREAMS=0
+fan_shape() { # PER_CONNECTION: sets FAN_STREAMS, FAN_EACH (connections per loader, 2 loaders)
+    local per=$1
+    FAN_STREAMS=$(size 5000 100)
+    FAN_EACH=$((FAN_STREAMS / 2 / per))
+}
+# piper_fanout LABEL TARGET STREAM_LOAD_ARGS...: the service (already started)
+# gets FAN_STREAMS streams of consumer fan0 from 2 loaders, then the fan-out's
+# load; adds the CPU-per-delivery rows.
+piper_fanout() {
+    local label=$1 target=$2 seconds c0 c1 d0 d1 deliveries
+    shift 2
+    seconds=$(size 20 2)
+    reset_logs
+    loaders 2 "$FAN_EACH" 1 --header "X-Consumer-Id: fan0" "$@"
+    wait_streams "$FAN_STREAMS"
+    sleep 1
+    c0=$(cpu_split)
+    d0=$(metric event_piper_events_delivered_total)
+    fanout_load 10 "$seconds"
+    sleep 1
+    c1=$(cpu_split)
+    d1=$(metric event_piper_events_delivered_total)
+    deliveries=$((d1 - d0))
+    stop_clients
+    cpu_results "$SCENARIO" "$label: server CPU per delivery (us)" "$target" "$deliveries" "$c0" "$c1"
+    result "$SCENARIO" "  deliveries counted / received by the clients" "$deliveries / $(totals events)" \
+        "$((FAN_STREAMS * 10 * seconds))"
+}
+# nchan_fanout LISTEN LABEL STREAM_LOAD_ARGS...: the same with Nchan.
+nchan_fanout() {
+    local listen=$1 label=$2 seconds c0 c1 deliveries
+    shift 2
+    seconds=$(size 20 2)
+    nchan_start "$listen"
+    reset_logs
+    loaders 2 "$FAN_EACH" 1 --header "X-Consumer-Id: fan0" "$@"
+    wait_output "$FAN_STREAMS" 60 "Nchan subscribers" nchan_subscribers
+    sleep 1
+    c0=$(cpu_split "$NCHAN_WORKER")
+    nchan_publish 10 "$seconds" 100
+    sleep 1
+    c1=$(cpu_split "$NCHAN_WORKER")
+    stop_clients
+    nchan_stop
+    deliveries=$(totals events)
+    cpu_results "$SCENARIO" "Nchan, $label: worker CPU per delivery (us)" "-" "$deliveries" "$c0" "$c1"
+    result "$SCENARIO" "  received by the clients" "$deliveries" "$((FAN_STREAMS * 10 * seconds))"
+}
+transports_ready() {
+    if ! command -v nginx >/dev/null || ! command -v pgrep >/dev/null || [ ! -f "$NCHAN_MODULE" ]; then
+        fail "the transport scenarios need nginx-light, libnginx-mod-nchan and procps (make bench installs them)"
+    fi
+}
+
+h2() {
+    transports_ready
+    fan_shape 50
+    service_start MAX_STREAMS_PER_IP=0
+    piper_fanout "h2c, $((FAN_EACH * 2)) connections x 50 streams" "<= 2" --proto h2 --streams 50
+    service_stop
+    nchan_fanout " http2" "h2c, $((FAN_EACH * 2)) connections x 50 streams" --proto h2 --streams 50
+}
+
+# Idle memory per HTTP/2 stream: the RSS a fresh service adds per stream,
+# for two shapes: 100 connections x 100 streams (H2_MAX_CONCURRENT_STREAMS'
+# default) and 10 x 1,000 (the setting raised).
+h2memory() {
+    local shape each per streams base rss
+    for shape in "$(size 50 1)x100" "$(size 5 1)x$(size 1000 200)"; do
+        each=${shape%x*} # connections per loader, 2 loaders
+        per=${shape#*x}
+        streams=$((2 * each * per))
+        service_start MAX_STREAMS_PER_IP=0 H2_MAX_CONCURRENT_STREAMS="$per"
+        sleep 1
+        base=$(rss_kib)
+        reset_logs
+        loaders 2 "$each" 10 --header "X-Consumer-Id: m0" --proto h2 --streams "$per"
+        wait_streams "$streams"
+        sleep 2
+        rss=$(rss_kib)
+        stop_clients
+        service_stop
+        result h2memory "RSS per idle h2 stream, $((2 * each)) connections x $per streams (KiB)" \
+            "$(per $((rss - base)) "$streams")" "<= 1.5"
+    done
+}
+
+tls() {
+    transports_ready
+    tls_files
+    service_start MAX_STREAMS_PER_IP=0 TLS_CERT_FILE="$TLS_CERT" TLS_KEY_FILE="$TLS_KEY"
+    fan_shape 1
+    piper_fanout "HTTP/1.1 over TLS, $FAN_STREAMS connections" "vs websocket's SSE row" --proto h1 --tls
+    fan_shape 50
+    piper_fanout "h2 over TLS, $((FAN_EACH * 2)) connections x 50 streams" "vs h2's" --proto h2 --streams 50 --tls
+    service_stop
+    fan_shape 1
+    nchan_fanout " ssl" "HTTP/1.1 over TLS, $FAN_STREAMS connections" --proto h1 --tls
+    fan_shape 50
+    nchan_fanout " ssl http2" "h2 over TLS, $((FAN_EACH * 2)) connections x 50 streams" --proto h2 --streams 50 --tls
+}
+
+# WebSocket against SSE on the same load, same client program, one
+# connection per stream; then idle memory per WebSocket stream.
+websocket() {
+    local idle base rss
+    fan_shape 1
+    service_start MAX_STREAMS_PER_IP=0
+    piper_fanout "SSE over HTTP/1.1, $FAN_STREAMS connections (stream-load)" "-" --proto h1
+    piper_fanout "WebSocket, $FAN_STREAMS connections" "within 10 % of SSE" --proto ws
+    service_stop
+    idle=$(size 10000 100)
+    service_start MAX_STREAMS_PER_IP=0
+    sleep 1
+    base=$(rss_kib)
+    reset_logs
+    loaders 2 $((idle / 2)) 10 --header "X-Consumer-Id: m0" --proto ws
+    wait_streams "$idle"
+    sleep 2
+    rss=$(rss_kib)
+    stop_clients
+    service_stop
+    result websocket "RSS per idle WebSocket stream at $idle streams (KiB)" "$(per $((rss - base)) "$idle")" "-"
+}
+
 # ---- main -------------------------------------------------------------------
 
-scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(fanout nchan nodejs memory latency replay ingest overload)
-for s in "${scenarios[@]}"; do
-    case "$s" in fanout | nchan | nodejs | memory | latency | replay | ingest | overload) ;; *) fail "unknown scenario $s" ;; esac
-    log "---- $s"
-    SCENARIO=$s
+# PIPER_BIN_BEFORE=other/bin/event-piper: each scenario that runs only the
+# service runs first with that binary (rows tagged "-before") and the schema
+# next to it (PIPER_SCHEMA_BEFORE, default ../postgresql/schema.sql from the
+# binary), then as usual: before and after, side by side in one run.
+PIPER_BIN_AFTER=$PIPER_BIN
+run_scenario() { # NAME [before]
+    SCENARIO=$1
+    if [ "${2:-}" = before ]; then
+        SCENARIO=$1-before
+        ROW_TAG=-before
+        PIPER_BIN=$PIPER_BIN_BEFORE
+        sql_file "${PIPER_SCHEMA_BEFORE:-$(dirname "$PIPER_BIN_BEFORE")/../postgresql/schema.sql}"
+    fi
+    log "---- $SCENARIO"
     sql "truncate events" >/dev/null
     rm -f "$WORK"/producer*.out # produced() reads this scenario's only
-    "$s"
+    "$1"
+    if [ "${2:-}" = before ]; then
+        ROW_TAG=""
+        PIPER_BIN=$PIPER_BIN_AFTER
+        sql_file "$ROOT/postgresql/schema.sql"
+    fi
+}
+sql_file() { PGOPTIONS='-c client_min_messages=warning' psql "$DATABASE_URL" -X -q -v ON_ERROR_STOP=1 -f "$1" >/dev/null; }
+
+scenarios=("$@")
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(fanout nchan nodejs memory latency replay ingest overload h2 h2memory tls websocket)
+for s in "${scenarios[@]}"; do
+    case "$s" in
+        fanout | memory | latency | replay | ingest | overload) before=${PIPER_BIN_BEFORE:+before} ;;
+        nchan | nodejs | h2 | h2memory | tls | websocket) before="" ;;
+        *) fail "unknown scenario $s" ;;
+    esac
+    [ -z "$before" ] || run_scenario "$s" before
+    run_scenario "$s"
 done
 
-printf '\n%-10s | %-70s | %-24s | %s\n' scenario measure value target
-printf '%s\n' "-----------+------------------------------------------------------------------------+--------------------------+-----------"
-awk -F'\t' '{ printf "%-10s | %-70s | %-24s | %s\n", $1, $2, $3, $4 }' "$RESULTS"
+printf '\n%-15s | %-80s | %-24s | %s\n' scenario measure value target
+printf '%s\n' "----------------+----------------------------------------------------------------------------------+--------------------------+-----------"
+awk -F'\t' '{ printf "%-15s | %-80s | %-24s | %s\n", $1, $2, $3, $4 }' "$RESULTS"
 printf '\nmachine: %s, %s CPUs, %s; service %s\n' "$(uname -r)" "$(nproc)" \
     "$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)" "$("$PIPER_BIN" --version 2>/dev/null || echo "$PIPER_BIN")"
+[ -z "${PIPER_BIN_BEFORE:-}" ] || printf 'before: %s\n' "$("$PIPER_BIN_BEFORE" --version 2>/dev/null || echo "$PIPER_BIN_BEFORE")"

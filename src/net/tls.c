@@ -53,7 +53,8 @@ static SSL_CTX *build(const char *cert_file, const char *key_file, char *error, 
      * only. TLS 1.3 suites are all fine and stay OpenSSL's. */
     SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20");
     SSL_CTX_set_alpn_select_cb(ctx, select_alpn, NULL);
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* conn_flush() may move bytes a blocked SSL_write() will retry. */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
         snprintf(error, error_size, "cannot use TLS_CERT_FILE %s: %s", cert_file, tls_last_error());
         goto fail;
