@@ -40,28 +40,31 @@ const char *transport_kind_name(enum transport_kind k)
     return transport_names[k];
 }
 
-void metrics_observe_lag(double seconds)
+/* One observation into a histogram's non-cumulative buckets (count
+ * buckets: one per bound, then +Inf). */
+static void observe(const double *bounds, size_t count, uint64_t *buckets, uint64_t *n, double *sum,
+                    double seconds)
 {
     size_t i = 0;
     if (seconds < 0)
         seconds = 0; /* clocks of database and service differ slightly */
-    while (i < LAG_BUCKET_COUNT - 1 && seconds > lag_bounds[i])
+    while (i < count - 1 && seconds > bounds[i])
         i++;
-    metrics.lag_buckets[i]++;
-    metrics.lag_count++;
-    metrics.lag_sum += seconds;
+    buckets[i]++;
+    (*n)++;
+    *sum += seconds;
+}
+
+void metrics_observe_lag(double seconds)
+{
+    observe(lag_bounds, LAG_BUCKET_COUNT, metrics.lag_buckets, &metrics.lag_count, &metrics.lag_sum,
+            seconds);
 }
 
 void metrics_observe_prune_batch(double seconds)
 {
-    size_t i = 0;
-    if (seconds < 0)
-        seconds = 0;
-    while (i < PRUNE_BUCKET_COUNT - 1 && seconds > prune_bounds[i])
-        i++;
-    metrics.prune_buckets[i]++;
-    metrics.prune_count++;
-    metrics.prune_sum += seconds;
+    observe(prune_bounds, PRUNE_BUCKET_COUNT, metrics.prune_buckets, &metrics.prune_count,
+            &metrics.prune_sum, seconds);
 }
 
 static void family(struct evbuffer *out, const char *name, const char *type, const char *help)
@@ -87,6 +90,22 @@ static void labelled(struct evbuffer *out, const char *name, const char *help, c
     family(out, name, "counter", help);
     for (size_t i = 0; i < count; i++)
         evbuffer_add_printf(out, "%s{%s=\"%s\"} %" PRIu64 "\n", name, label, names[i], values[i]);
+}
+
+/* A histogram's series after its family line: cumulative buckets, sum and
+ * count. */
+static void histogram_series(struct evbuffer *out, const char *name, const double *bounds,
+                             size_t count, const uint64_t *buckets, uint64_t n, double sum)
+{
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < count - 1; i++) {
+        cumulative += buckets[i];
+        evbuffer_add_printf(out, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, bounds[i], cumulative);
+    }
+    cumulative += buckets[count - 1];
+    evbuffer_add_printf(out, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, cumulative);
+    evbuffer_add_printf(out, "%s_sum %.9g\n", name, sum);
+    evbuffer_add_printf(out, "%s_count %" PRIu64 "\n", name, n);
 }
 
 void metrics_render(struct evbuffer *out, const struct metrics_gauges *g)
@@ -196,19 +215,8 @@ void metrics_render(struct evbuffer *out, const struct metrics_gauges *g)
 
     family(out, "event_piper_notification_lag_seconds", "histogram",
            "Seconds from an event's row timestamp to its hand-off to the streams.");
-    uint64_t cumulative = 0;
-    for (size_t i = 0; i < LAG_BUCKET_COUNT - 1; i++) {
-        cumulative += metrics.lag_buckets[i];
-        evbuffer_add_printf(out,
-                            "event_piper_notification_lag_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
-                            lag_bounds[i], cumulative);
-    }
-    cumulative += metrics.lag_buckets[LAG_BUCKET_COUNT - 1];
-    evbuffer_add_printf(
-        out, "event_piper_notification_lag_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", cumulative);
-    evbuffer_add_printf(out, "event_piper_notification_lag_seconds_sum %.9g\n", metrics.lag_sum);
-    evbuffer_add_printf(out, "event_piper_notification_lag_seconds_count %" PRIu64 "\n",
-                        metrics.lag_count);
+    histogram_series(out, "event_piper_notification_lag_seconds", lag_bounds, LAG_BUCKET_COUNT,
+                     metrics.lag_buckets, metrics.lag_count, metrics.lag_sum);
 
     /* Retention: 0 on instances with it off, so sums over instances need no
      * special case. */
@@ -221,17 +229,6 @@ void metrics_render(struct evbuffer *out, const struct metrics_gauges *g)
              "result", retention_result_names, metrics.retention_runs, RETENTION_RESULT_COUNT);
     family(out, "event_piper_retention_prune_seconds", "histogram",
            "Duration of each retention delete batch (one transaction).");
-    cumulative = 0;
-    for (size_t i = 0; i < PRUNE_BUCKET_COUNT - 1; i++) {
-        cumulative += metrics.prune_buckets[i];
-        evbuffer_add_printf(out,
-                            "event_piper_retention_prune_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
-                            prune_bounds[i], cumulative);
-    }
-    cumulative += metrics.prune_buckets[PRUNE_BUCKET_COUNT - 1];
-    evbuffer_add_printf(
-        out, "event_piper_retention_prune_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", cumulative);
-    evbuffer_add_printf(out, "event_piper_retention_prune_seconds_sum %.9g\n", metrics.prune_sum);
-    evbuffer_add_printf(out, "event_piper_retention_prune_seconds_count %" PRIu64 "\n",
-                        metrics.prune_count);
+    histogram_series(out, "event_piper_retention_prune_seconds", prune_bounds, PRUNE_BUCKET_COUNT,
+                     metrics.prune_buckets, metrics.prune_count, metrics.prune_sum);
 }
