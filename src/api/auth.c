@@ -15,13 +15,20 @@
 #include "api/request.h"
 
 #define API_KEY_PREFIX "sk_"
+#define API_KEY_MIN_BYTES 16 /* the prefix and 13 characters */
+#define API_KEY_MAX_BYTES 511
 #define KEY_FILE_MAX (64 * 1024)
 #define HEADER_MAX 1024
+/* What separates the words of an API keys file line. */
+#define BLANKS " \t\v\f\r"
+
+#define STRINGIFY(x) #x
+#define DECIMAL(x) STRINGIFY(x)
 
 struct api_key {
     char *key;
     size_t key_len;
-    char *consumer_id;
+    struct auth_identity consumers; /* never expires */
 };
 
 struct auth {
@@ -60,9 +67,100 @@ static char *read_file(const char *path, size_t *len, char *error, size_t error_
     return buf;
 }
 
-/* Lines "sk_... consumer-id"; blank lines and '#' comments skipped. Errors
- * name the file's own line number (blank and comment lines count) and never
- * quote a key. */
+/* Appends a copy of consumer to id's list, as it is. False: out of memory
+ * (id unchanged). */
+static bool identity_append(struct auth_identity *id, const char *consumer)
+{
+    char *copy = strdup(consumer);
+    char **grown =
+        copy != NULL ? realloc(id->consumer_ids, (id->consumer_count + 1) * sizeof(*grown)) : NULL;
+    if (grown == NULL) {
+        free(copy);
+        return false;
+    }
+    grown[id->consumer_count++] = copy;
+    id->consumer_ids = grown;
+    id->consumer_id = grown[0];
+    return true;
+}
+
+/* The same, unless id names consumer already: a name given twice counts
+ * once. */
+static bool identity_add(struct auth_identity *id, const char *consumer)
+{
+    return auth_identity_allows(id, consumer) || identity_append(id, consumer);
+}
+
+/* The next word of *cursor, NUL-terminated in place; NULL when the line has
+ * no more. */
+static char *next_word(char **cursor)
+{
+    char *start = *cursor + strspn(*cursor, BLANKS);
+    if (*start == '\0') {
+        *cursor = start;
+        return NULL;
+    }
+    char *end = start + strcspn(start, BLANKS);
+    if (*end != '\0')
+        *end++ = '\0';
+    *cursor = end;
+    return start;
+}
+
+/* One line, "sk_... consumer-id [consumer-id ...]", blank or a '#' comment.
+ * A word starting with '#' after the key is refused rather than read as a
+ * comment: before, such a line was an error, and taking "# note" as the
+ * consumers "#" and "note" would quietly grant them. Returns false with
+ * *error set, or with *error untouched when out of memory. */
+static bool parse_api_key_line(struct auth *a, char *line, const char *path, unsigned line_no,
+                               char *error, size_t error_size)
+{
+    char *cursor = line;
+    const char *key = next_word(&cursor);
+    if (key == NULL || key[0] == '#')
+        return true;
+    size_t key_len = strlen(key);
+    const char *consumer = next_word(&cursor);
+    if (strncmp(key, API_KEY_PREFIX, strlen(API_KEY_PREFIX)) != 0 || key_len < API_KEY_MIN_BYTES ||
+        key_len > API_KEY_MAX_BYTES || consumer == NULL) {
+        snprintf(error, error_size,
+                 "%s:%u: expected 'sk_<at least 13 characters> consumer-id [consumer-id ...]'",
+                 path, line_no);
+        return false;
+    }
+
+    struct api_key k = {.key_len = key_len};
+    const char *why = NULL;
+    bool out_of_memory = false;
+    for (size_t words = 1; consumer != NULL && why == NULL && !out_of_memory;
+         consumer = next_word(&cursor), words++) {
+        if (words > AUTH_MAX_CONSUMERS)
+            why = "more than " DECIMAL(AUTH_MAX_CONSUMERS) " consumer ids";
+        else if (consumer[0] == '#')
+            why = "a consumer id cannot start with '#' (comments take a line of their own)";
+        else if (request_consumer_id_valid(consumer, (size_t)a->consumer_id_max_bytes, &why))
+            out_of_memory = !identity_add(&k.consumers, consumer);
+    }
+    if (why != NULL) {
+        snprintf(error, error_size, "%s:%u: %s", path, line_no, why);
+        auth_identity_clear(&k.consumers);
+        return false;
+    }
+    k.key = !out_of_memory ? strdup(key) : NULL;
+    struct api_key *grown =
+        k.key != NULL ? realloc(a->api_keys, (a->api_key_count + 1) * sizeof(*grown)) : NULL;
+    if (grown == NULL) {
+        free(k.key);
+        auth_identity_clear(&k.consumers);
+        return false;
+    }
+    a->api_keys = grown;
+    a->api_keys[a->api_key_count++] = k;
+    return true;
+}
+
+/* Errors name the file's own line number (blank and comment lines count)
+ * and never quote a key. */
 static bool parse_api_keys(struct auth *a, char *text, size_t len, const char *path, char *error,
                            size_t error_size)
 {
@@ -72,32 +170,7 @@ static bool parse_api_keys(struct auth *a, char *text, size_t len, const char *p
     }
     unsigned line_no = 0;
     for (char *next = text, *line; (line = strsep(&next, "\n")) != NULL;) {
-        line_no++;
-        char key[512], consumer[512], extra[2];
-        const char *why = NULL;
-        int fields = sscanf(line, " %511s %511s %1s", key, consumer, extra);
-        if (fields <= 0 || key[0] == '#')
-            continue;
-        if (fields != 2 || strncmp(key, API_KEY_PREFIX, strlen(API_KEY_PREFIX)) != 0 ||
-            strlen(key) < 16) {
-            snprintf(error, error_size, "%s:%u: expected 'sk_<at least 13 characters> consumer-id'",
-                     path, line_no);
-            return false;
-        }
-        if (!request_consumer_id_valid(consumer, (size_t)a->consumer_id_max_bytes, &why)) {
-            snprintf(error, error_size, "%s:%u: %s", path, line_no, why);
-            return false;
-        }
-        struct api_key *grown = realloc(a->api_keys, (a->api_key_count + 1) * sizeof(*grown));
-        if (grown == NULL)
-            return false;
-        a->api_keys = grown;
-        struct api_key *k = &a->api_keys[a->api_key_count];
-        k->key = strdup(key);
-        k->key_len = strlen(key);
-        k->consumer_id = strdup(consumer);
-        a->api_key_count++;
-        if (k->key == NULL || k->consumer_id == NULL)
+        if (!parse_api_key_line(a, line, path, ++line_no, error, error_size))
             return false;
     }
     return true;
@@ -179,7 +252,7 @@ void auth_free(struct auth *a)
     free(a->consumer_claim);
     for (size_t i = 0; i < a->api_key_count; i++) {
         free(a->api_keys[i].key);
-        free(a->api_keys[i].consumer_id);
+        auth_identity_clear(&a->api_keys[i].consumers);
     }
     free(a->api_keys);
     free(a);
@@ -187,9 +260,22 @@ void auth_free(struct auth *a)
 
 void auth_identity_clear(struct auth_identity *id)
 {
-    free(id->consumer_id);
-    id->consumer_id = NULL;
-    id->expires_at = 0;
+    for (size_t i = 0; i < id->consumer_count; i++)
+        free(id->consumer_ids[i]);
+    free(id->consumer_ids);
+    *id = (struct auth_identity){0};
+}
+
+/* A linear scan: a credential names at most AUTH_MAX_CONSUMERS. */
+bool auth_identity_allows(const struct auth_identity *id, const char *consumer)
+{
+    if (id == NULL || consumer == NULL)
+        return false;
+    for (size_t i = 0; i < id->consumer_count; i++) {
+        if (strcmp(id->consumer_ids[i], consumer) == 0)
+            return true;
+    }
+    return false;
 }
 
 /* Same time whatever the first differing byte is, so a key cannot be
@@ -216,9 +302,15 @@ static enum auth_result check_api_key(const struct auth *a, const char *credenti
         *why = "unknown API key";
         return AUTH_INVALID;
     }
-    id->consumer_id = strdup(match->consumer_id);
-    id->expires_at = 0;
-    return id->consumer_id != NULL ? AUTH_OK : AUTH_INVALID;
+    /* The file's list is distinct already. */
+    for (size_t i = 0; i < match->consumers.consumer_count; i++) {
+        if (!identity_append(id, match->consumers.consumer_ids[i])) {
+            auth_identity_clear(id);
+            *why = "out of memory";
+            return AUTH_INVALID;
+        }
+    }
+    return AUTH_OK;
 }
 
 static int base64url_value(char c)
@@ -314,6 +406,44 @@ static bool audience_matches(json_t *aud, const char *wanted)
     return false;
 }
 
+#define CLAIM_SHAPE "token consumer claim must be a string or an array of strings"
+
+/* One name of the consumer claim into id. Returns NULL, or why not. */
+static const char *read_consumer(const struct auth *a, json_t *name, struct auth_identity *id)
+{
+    const char *text = json_string_value(name);
+    const char *unused = NULL;
+    if (text == NULL)
+        return CLAIM_SHAPE;
+    /* A "\u0000" inside would cut the name short. */
+    if (strlen(text) != json_string_length(name) ||
+        !request_consumer_id_valid(text, (size_t)a->consumer_id_max_bytes, &unused))
+        return "token consumer claim holds an invalid consumer id";
+    return identity_add(id, text) ? NULL : "out of memory";
+}
+
+/* The consumer claim: a non-empty string, or a non-empty array of them.
+ * Returns NULL with id filled, or why not (id then partly filled). */
+static const char *read_consumers(const struct auth *a, json_t *claim, struct auth_identity *id)
+{
+    if (claim == NULL || (json_is_string(claim) && json_string_length(claim) == 0) ||
+        (json_is_array(claim) && json_array_size(claim) == 0))
+        return "token has no consumer claim";
+    if (!json_is_array(claim))
+        return read_consumer(a, claim, id);
+    if (json_array_size(claim) > AUTH_MAX_CONSUMERS)
+        return "token consumer claim names more than " DECIMAL(AUTH_MAX_CONSUMERS) " consumers";
+    size_t i;
+    json_t *name;
+    json_array_foreach(claim, i, name)
+    {
+        const char *why = read_consumer(a, name, id);
+        if (why != NULL)
+            return why;
+    }
+    return NULL;
+}
+
 static enum auth_result check_claims(const struct auth *a, jwt_t *jwt, time_t now,
                                      struct auth_identity *id, const char **why)
 {
@@ -348,10 +478,11 @@ static enum auth_result check_claims(const struct auth *a, jwt_t *jwt, time_t no
                !audience_matches(json_object_get(claims, "aud"), a->audience)) {
         *why = "token audience not accepted";
     } else {
-        const char *consumer = json_string_value(json_object_get(claims, a->consumer_claim));
-        if (consumer == NULL || consumer[0] == '\0') {
-            *why = "token has no consumer claim";
-        } else if ((id->consumer_id = strdup(consumer)) != NULL) {
+        const char *refused = read_consumers(a, json_object_get(claims, a->consumer_claim), id);
+        if (refused != NULL) {
+            *why = refused;
+            auth_identity_clear(id);
+        } else {
             /* The stream ends at exp itself (the leeway only forgives skew
              * at the door), unless the token only opens streams: those
              * auth_issue_token() makes live for seconds, and a stream opened
@@ -402,8 +533,7 @@ static enum auth_result check_jwt(const struct auth *a, const char *token, time_
 enum auth_result auth_check(const struct auth *a, const char *credential, time_t now,
                             struct auth_identity *id, const char **why)
 {
-    id->consumer_id = NULL;
-    id->expires_at = 0;
+    *id = (struct auth_identity){0};
     if (credential == NULL || credential[0] == '\0') {
         *why = "missing credential";
         return AUTH_INVALID;
@@ -418,14 +548,40 @@ bool auth_can_issue(const struct auth *a)
     return a != NULL && a->hs256_secret != NULL;
 }
 
-char *auth_issue_token(const struct auth *a, const char *consumer_id, int ttl_seconds, time_t now)
+/* The consumer claim as libjwt takes it: {"<claim>": [...]}, a JSON text
+ * to free(); NULL when out of memory. */
+static char *consumers_json(const struct auth *a, const char *const *names, size_t count)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; list != NULL && i < count; i++) {
+        if (json_array_append_new(list, json_string(names[i])) != 0) {
+            json_decref(list);
+            list = NULL;
+        }
+    }
+    json_t *claims = list != NULL ? json_pack("{s:o}", a->consumer_claim, list) : NULL;
+    char *text = claims != NULL ? json_dumps(claims, JSON_COMPACT) : NULL;
+    json_decref(claims);
+    return text;
+}
+
+static char *issue(const struct auth *a, const char *const *names, size_t count, int ttl_seconds,
+                   time_t now)
 {
     jwt_t *jwt = NULL;
     char *token = NULL;
-    if (!auth_can_issue(a) || jwt_new(&jwt) != 0)
+    if (!auth_can_issue(a) || count == 0 || jwt_new(&jwt) != 0)
         return NULL;
-    if (jwt_add_grant(jwt, a->consumer_claim, consumer_id) == 0 &&
-        jwt_add_grant_int(jwt, "iat", (long)now) == 0 &&
+    /* One consumer keeps the plain string claim that any verifier reads. */
+    bool consumers_added = false;
+    if (count == 1) {
+        consumers_added = jwt_add_grant(jwt, a->consumer_claim, names[0]) == 0;
+    } else {
+        char *json = consumers_json(a, names, count);
+        consumers_added = json != NULL && jwt_add_grants_json(jwt, json) == 0;
+        free(json);
+    }
+    if (consumers_added && jwt_add_grant_int(jwt, "iat", (long)now) == 0 &&
         jwt_add_grant_int(jwt, "exp", (long)now + ttl_seconds) == 0 &&
         jwt_add_grant(jwt, "piper", "connect") == 0 &&
         (a->issuer == NULL || jwt_add_grant(jwt, "iss", a->issuer) == 0) &&
@@ -434,4 +590,17 @@ char *auth_issue_token(const struct auth *a, const char *consumer_id, int ttl_se
         token = jwt_encode_str(jwt);
     jwt_free(jwt);
     return token;
+}
+
+char *auth_issue_token(const struct auth *a, const char *consumer_id, int ttl_seconds, time_t now)
+{
+    return issue(a, &consumer_id, 1, ttl_seconds, now);
+}
+
+char *auth_issue_token_for(const struct auth *a, const struct auth_identity *id, int ttl_seconds,
+                           time_t now)
+{
+    if (id == NULL)
+        return NULL;
+    return issue(a, (const char *const *)id->consumer_ids, id->consumer_count, ttl_seconds, now);
 }

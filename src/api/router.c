@@ -577,7 +577,7 @@ done:
 
 /* ---- POST /auth/token ---- */
 
-/* A short-lived token for the API key's consumer, so that a browser gets a
+/* A short-lived token for the API key's consumers, so that a browser gets a
  * token from its own backend and never holds the key. Only an API key can
  * ask: a token cannot extend its own life this way. */
 static void handle_token(struct router *r, struct exchange *x)
@@ -611,13 +611,24 @@ static void handle_token(struct router *r, struct exchange *x)
         return;
     }
     int ttl = (int)r->cfg->token_ttl_seconds;
-    char *token = auth_issue_token(r->auth, id.consumer_id, ttl, time(NULL));
-    if (token == NULL)
+    char *token = auth_issue_token_for(r->auth, &id, ttl, time(NULL));
+    /* consumer_id (the first) stays for clients written before a key could
+     * name several consumers. */
+    json_t *consumers = json_array();
+    for (size_t i = 0; consumers != NULL && i < id.consumer_count; i++) {
+        if (json_array_append_new(consumers, json_string(id.consumer_ids[i])) != 0) {
+            json_decref(consumers);
+            consumers = NULL;
+        }
+    }
+    if (token == NULL || consumers == NULL) {
+        json_decref(consumers);
         exchange_respond_error(x, HTTP_ERROR_OUT_OF_MEMORY, NULL);
-    else
+    } else {
         respond_json(x, 200,
-                     json_pack("{s:s, s:i, s:s}", "token", token, "expires_in", ttl, "consumer_id",
-                               id.consumer_id));
+                     json_pack("{s:s, s:i, s:s, s:o}", "token", token, "expires_in", ttl,
+                               "consumer_id", id.consumer_id, "consumer_ids", consumers));
+    }
     free(token);
     auth_identity_clear(&id);
 }

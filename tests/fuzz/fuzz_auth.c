@@ -7,8 +7,10 @@
  *      HS256 secret, so the claim checks behind the signature are reached;
  *   2: the rest is an API keys file, then a NUL, then a credential.
  *
- * Checking must never crash or leak; AUTH_OK comes with a non-empty
- * consumer id and no reason, anything else with a reason and no id.
+ * Checking must never crash or leak; AUTH_OK comes with no reason and
+ * 1 to AUTH_MAX_CONSUMERS distinct non-empty consumer ids, the first also
+ * as consumer_id; anything else with a reason and no id. A token issued for
+ * an accepted identity must be accepted with the same consumers.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -43,15 +45,57 @@ static struct auth *make_auth(const char *keys_file)
     return auth_new(&o, error, sizeof(error));
 }
 
-static void check(const struct auth *a, const char *credential)
+static void check_identity(const struct auth_identity *id)
 {
-    struct auth_identity id = {.consumer_id = (char *)"unset"};
+    if (id->consumer_count == 0 || id->consumer_count > AUTH_MAX_CONSUMERS ||
+        id->consumer_ids == NULL || id->consumer_id != id->consumer_ids[0])
+        abort();
+    for (size_t i = 0; i < id->consumer_count; i++) {
+        if (id->consumer_ids[i] == NULL || id->consumer_ids[i][0] == '\0' ||
+            !auth_identity_allows(id, id->consumer_ids[i]))
+            abort();
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(id->consumer_ids[i], id->consumer_ids[j]) == 0)
+                abort();
+        }
+    }
+}
+
+/* What auth_issue_token_for makes of id reads back as the same list. */
+static void check_reissue(const struct auth *a, const struct auth_identity *id)
+{
+    char *token = auth_issue_token_for(a, id, 30, NOW);
+    if (token == NULL)
+        return; /* out of memory, or the claims do not fit libjwt */
+    struct auth_identity again = {0};
+    const char *why = NULL;
+    if (auth_check(a, token, NOW, &again, &why) != AUTH_OK ||
+        again.consumer_count != id->consumer_count)
+        abort();
+    for (size_t i = 0; i < id->consumer_count; i++) {
+        if (strcmp(again.consumer_ids[i], id->consumer_ids[i]) != 0)
+            abort();
+    }
+    auth_identity_clear(&again);
+    free(token);
+}
+
+static void check(const struct auth *a, const char *credential, bool reissue)
+{
+    char *unset = (char *)"unset";
+    struct auth_identity id = {.consumer_id = unset, .consumer_ids = &unset, .consumer_count = 1};
     const char *why = NULL;
     enum auth_result r = auth_check(a, credential, NOW, &id, &why);
-    if (r == AUTH_OK && (id.consumer_id == NULL || id.consumer_id[0] == '\0' || why != NULL))
+    if (r == AUTH_OK) {
+        if (why != NULL)
+            abort();
+        check_identity(&id);
+        if (reissue)
+            check_reissue(a, &id);
+    } else if (id.consumer_id != NULL || id.consumer_ids != NULL || id.consumer_count != 0 ||
+               why == NULL) {
         abort();
-    if (r != AUTH_OK && (id.consumer_id != NULL || why == NULL))
-        abort();
+    }
     auth_identity_clear(&id);
 }
 
@@ -81,7 +125,7 @@ static void keys_file(const char *text, size_t len, const char *credential)
     snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
     struct auth *a = make_auth(path);
     if (a != NULL) {
-        check(a, credential);
+        check(a, credential, false);
         auth_free(a);
     }
     close(fd);
@@ -103,12 +147,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     switch (data[0] % 3) {
     case 0:
-        check(fixed, text);
+        check(fixed, text, false);
         break;
     case 1: {
         char *token = sign(text);
         if (token != NULL)
-            check(fixed, token);
+            check(fixed, token, true);
         free(token);
         break;
     }
