@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/sse.h"
+#include "util/sql_array.h"
 
 enum event_filter_result event_filter_add(struct event_filter *f, const char *type)
 {
@@ -71,29 +72,7 @@ char *event_filter_sql_array(const struct event_filter *f, bool *failed)
     *failed = false;
     if (event_filter_empty(f))
         return NULL;
-    size_t size = 3;
-    for (size_t i = 0; i < f->count; i++)
-        size += 2 * strlen(f->types[i]) + 3;
-    char *out = malloc(size);
-    if (out == NULL) {
-        *failed = true;
-        return NULL;
-    }
-    size_t o = 0;
-    out[o++] = '{';
-    for (size_t i = 0; i < f->count; i++) {
-        if (i > 0)
-            out[o++] = ',';
-        out[o++] = '"';
-        /* Inside a quoted array element only '"' and '\' need escaping. */
-        for (const char *p = f->types[i]; *p != '\0'; p++) {
-            if (*p == '"' || *p == '\\')
-                out[o++] = '\\';
-            out[o++] = *p;
-        }
-        out[o++] = '"';
-    }
-    out[o++] = '}';
-    out[o] = '\0';
+    char *out = sql_text_array((const char *const *)f->types, f->count);
+    *failed = out == NULL;
     return out;
 }
