@@ -389,6 +389,7 @@ static void service_stop(struct service *svc)
     if (svc->base != NULL)
         event_base_free(svc->base);
     frame_release_scratch();
+    session_release_scratch();
     free(svc->pool_setup_sql);
     config_free(&svc->cfg);
 }

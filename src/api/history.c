@@ -20,24 +20,34 @@
 #include "ops/metrics.h"
 #include "util/json_text.h"
 #include "util/number.h"
+#include "util/sql_array.h"
 
 #define TIMESTAMP_SQL "to_char(timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
-/* Both return id, type, payload, timestamp; the page adds the consumer's
- * pruned mark first, on a row of its own when there are no events. */
+/* Both take the consumers as a text[] and return id, type, payload,
+ * timestamp and subscriber. A page merges each consumer's rows after its
+ * own position ($2, a bigint[] in the same order), each read on the
+ * (subscriber, id) index and cut at the page size before the merge, and
+ * adds first whether any position lies below its consumer's pruned mark,
+ * on a row of its own when there are no events. */
 const char history_prepare_sql[] =
-    "PREPARE piper_history(text, bigint, integer, text[]) AS"
-    " SELECT mark.max_pruned_id, e.id, e.type, e.payload, e.ts FROM"
-    " (SELECT coalesce(max(max_pruned_id), 0) AS max_pruned_id FROM events_pruned_subscribers"
-    "   WHERE subscriber = $1) mark"
-    " LEFT JOIN LATERAL (SELECT id, type, payload, " TIMESTAMP_SQL " AS ts FROM events"
-    "   WHERE subscriber = $1 AND id > $2 AND ($4 IS NULL OR type = ANY($4))"
-    "   ORDER BY id LIMIT $3) e ON true ORDER BY e.id;"
-    "PREPARE piper_latest(text, text[]) AS"
-    " SELECT NULL, id, type, payload, " TIMESTAMP_SQL " FROM events"
-    " WHERE subscriber = $1 AND ($2 IS NULL OR type = ANY($2)) ORDER BY id DESC LIMIT 1;";
+    "PREPARE piper_history(text[], bigint[], integer, text[]) AS"
+    " SELECT gone.below_mark, e.id, e.type, e.payload, e.ts, e.subscriber FROM"
+    " (SELECT EXISTS (SELECT 1 FROM unnest($1, $2) AS c(sub, after)"
+    "   JOIN events_pruned_subscribers p ON p.subscriber = c.sub"
+    "   WHERE p.max_pruned_id > c.after) AS below_mark) gone"
+    " LEFT JOIN LATERAL (SELECT x.* FROM unnest($1, $2) AS c(sub, after)"
+    "   CROSS JOIN LATERAL (SELECT id, type, payload, " TIMESTAMP_SQL " AS ts, subscriber"
+    "     FROM events WHERE subscriber = c.sub AND id > c.after"
+    "     AND ($4 IS NULL OR type = ANY($4)) ORDER BY id LIMIT $3) x"
+    "   ORDER BY x.id LIMIT $3) e ON true ORDER BY e.id;"
+    "PREPARE piper_latest(text[], text[]) AS"
+    " SELECT NULL, x.id, x.type, x.payload, x.ts, x.subscriber FROM unnest($1) AS c(sub)"
+    " CROSS JOIN LATERAL (SELECT id, type, payload, " TIMESTAMP_SQL " AS ts, subscriber"
+    "   FROM events WHERE subscriber = c.sub AND ($2 IS NULL OR type = ANY($2))"
+    "   ORDER BY id DESC LIMIT 1) x ORDER BY x.id DESC LIMIT 1;";
 
-enum { COL_MARK, COL_ID, COL_TYPE, COL_PAYLOAD, COL_TIMESTAMP };
+enum { COL_BELOW_MARK, COL_ID, COL_TYPE, COL_PAYLOAD, COL_TIMESTAMP, COL_SUBSCRIBER };
 
 enum request_state { REQ_QUERYING, REQ_WAITING, REQ_REQUERYING, REQ_STATE_COUNT };
 
@@ -58,31 +68,38 @@ struct history {
     size_t waiting;
 };
 
+/* A waiting request's membership of one consumer's streams in the hub. */
+struct request_member {
+    struct hub_member hub;
+    struct request *request;
+};
+
 struct request {
     struct history *h;
     struct list_node link;
     struct exchange *x;
     enum request_state state;
-    struct pg_pool_query *query; /* in flight, or NULL */
-    struct hub_member member;    /* joined only with wait > 0 */
-    bool joined;
+    struct pg_pool_query *query;    /* in flight, or NULL */
+    struct request_member *members; /* one per consumer, joined only with wait > 0 */
+    size_t joined;
     struct event *wake_ev;
     struct event *timeout_ev;
     bool latest;
     bool history_gone; /* from the first query, for the empty page of a timeout */
-    int64_t after;
+    struct consumer_set consumers;
+    int64_t *after; /* a position per consumer */
     int limit;
     int wait_seconds;
-    char *types; /* text[] literal, or NULL */
+    char *subscribers; /* the consumers as a text[] literal */
+    char *types;       /* text[] literal, or NULL */
     struct event_filter filter;
-    char consumer_id[];
 };
 
 static void request_enter(struct request *r, enum request_state to)
 {
     if (!request_allowed[r->state][to]) {
-        log_error("history: impossible transition", "consumer=%s from=%s to=%s", r->consumer_id,
-                  request_state_names[r->state], request_state_names[to]);
+        log_error("history: impossible transition", "consumer=%s from=%s to=%s",
+                  r->consumers.ids[0], request_state_names[r->state], request_state_names[to]);
         abort();
     }
     r->state = to;
@@ -92,10 +109,11 @@ static void request_free(struct request *r)
 {
     if (r->query != NULL)
         pg_pool_query_cancel(r->query);
-    if (r->joined) {
-        replay_member_leave(&r->member); /* a gap fill may have taken it in */
-        hub_leave(r->h->hub, &r->member);
+    for (size_t i = 0; i < r->joined; i++) {
+        replay_member_leave(&r->members[i].hub); /* a gap fill may have taken it in */
+        hub_leave(r->h->hub, &r->members[i].hub);
     }
+    free(r->members);
     if (r->state == REQ_WAITING)
         r->h->waiting--;
     if (r->wake_ev != NULL)
@@ -104,6 +122,9 @@ static void request_free(struct request *r)
         event_free(r->timeout_ev);
     list_remove(&r->link);
     event_filter_free(&r->filter);
+    consumer_set_free(&r->consumers);
+    free(r->after);
+    free(r->subscribers);
     free(r->types);
     free(r);
 }
@@ -160,8 +181,8 @@ static void respond_failed(struct request *r, const char *why)
     static struct log_limit limit;
     unsigned dropped;
     if (log_limit_allow(&limit, &dropped))
-        log_warn("history query failed", "consumer=%s error=%s dropped=%u", r->consumer_id, why,
-                 dropped);
+        log_warn("history query failed", "consumer=%s consumers=%zu error=%s dropped=%u",
+                 r->consumers.ids[0], r->consumers.count, why, dropped);
     exchange_respond_error(r->x, HTTP_ERROR_HISTORY_FAILED, NULL);
     r->x = NULL;
     request_free(r);
@@ -174,6 +195,37 @@ static int event_rows(const PGresult *res)
     return rows == 1 && PQgetisnull(res, 0, COL_ID) ? 0 : rows;
 }
 
+/* Moves the request's positions past a page's rows. */
+static void advance(struct request *r, const PGresult *res, int rows)
+{
+    for (int i = 0; i < rows; i++) {
+        long at = consumer_set_find(&r->consumers, PQgetvalue(res, i, COL_SUBSCRIBER));
+        int64_t id = 0;
+        if (at >= 0 && parse_int64(PQgetvalue(res, i, COL_ID), (size_t)PQgetlength(res, i, COL_ID),
+                                   0, INT64_MAX, &id))
+            r->after[at] = id;
+    }
+}
+
+/* next_after: the plain position for one consumer, else the cursor of all
+ * (stream_cursor.h), whose base is the page's last id. */
+static void put_next_after(struct evbuffer *out, const struct request *r, int64_t last_id)
+{
+    if (r->consumers.count == 1) {
+        evbuffer_add_printf(out, "%" PRId64, r->after[0]);
+        return;
+    }
+    char *text = malloc(stream_cursor_max_len(r->consumers.count));
+    if (text == NULL)
+        return; /* the caller checks the buffer */
+    int64_t base = last_id;
+    for (size_t i = 0; base == 0 && i < r->consumers.count; i++)
+        base = r->after[i] > base ? r->after[i] : base;
+    size_t len = stream_cursor_format(text, base, r->after, r->consumers.count, r->consumers.tag);
+    evbuffer_add(out, text, len);
+    free(text);
+}
+
 static void respond_page(struct request *r, const PGresult *res)
 {
     struct evbuffer *out = evbuffer_new();
@@ -184,19 +236,23 @@ static void respond_page(struct request *r, const PGresult *res)
     int rows = res != NULL ? event_rows(res) : 0;
     bool more = rows > r->limit;
     int shown = more ? r->limit : rows;
-    const char *next = NULL;
-    char after[24];
-    snprintf(after, sizeof(after), "%" PRId64, r->after);
+    int64_t last_id = 0;
     evbuffer_add(out, "{\"events\":[", 11);
     for (int i = 0, written = 0; i < shown; i++) {
         if (written > 0)
             evbuffer_add(out, ",", 1);
         if (put_event(out, res, i))
             written++;
-        next = PQgetvalue(res, i, COL_ID);
     }
-    evbuffer_add_printf(out, "],\"next_after\":\"%s\",\"more\":%s,\"history_gone\":%s}\n",
-                        next != NULL ? next : after, more ? "true" : "false",
+    if (shown > 0) {
+        advance(r, res, shown);
+        if (!parse_int64(PQgetvalue(res, shown - 1, COL_ID),
+                         (size_t)PQgetlength(res, shown - 1, COL_ID), 0, INT64_MAX, &last_id))
+            last_id = 0;
+    }
+    evbuffer_add(out, "],\"next_after\":\"", 16);
+    put_next_after(out, r, last_id);
+    evbuffer_add_printf(out, "\",\"more\":%s,\"history_gone\":%s}\n", more ? "true" : "false",
                         r->history_gone ? "true" : "false");
     respond_buffer(r, 200, out);
 }
@@ -225,7 +281,7 @@ static void respond_latest(struct request *r, const PGresult *res)
 
 static void waiter_write(struct hub_member *m, struct frame *const *frames, size_t count)
 {
-    struct request *r = container_of(m, struct request, member);
+    struct request *r = container_of(m, struct request_member, hub)->request;
     (void)frames;
     (void)count;
     if (r->state == REQ_WAITING)
@@ -278,9 +334,11 @@ static void start_waiting(struct request *r)
     /* Releases what the hub held since the join (rows committed after the
      * query's snapshot) and goes live: either wakes us. Held events that
      * overflowed were dropped, but there were rows, so ask again. */
-    if (r->member.held_overflowed)
-        event_active(r->wake_ev, EV_TIMEOUT, 1);
-    hub_member_go_live(&r->member);
+    for (size_t i = 0; i < r->joined; i++) {
+        if (r->members[i].hub.held_overflowed)
+            event_active(r->wake_ev, EV_TIMEOUT, 1);
+        hub_member_go_live(&r->members[i].hub);
+    }
 }
 
 /* ---- queries ---- */
@@ -299,13 +357,9 @@ static void on_result(struct pg_conn *conn, const PGresult *res, void *arg)
         return;
     }
     if (r->state == REQ_QUERYING) {
-        int64_t mark = 0;
-        if (PQntuples(res) > 0 && !PQgetisnull(res, 0, COL_MARK) &&
-            !parse_int64(PQgetvalue(res, 0, COL_MARK), (size_t)PQgetlength(res, 0, COL_MARK), 0,
-                         INT64_MAX, &mark))
-            mark = 0;
-        r->history_gone = r->after < mark;
-        if (event_rows(res) == 0 && r->joined) {
+        r->history_gone = PQntuples(res) > 0 && !PQgetisnull(res, 0, COL_BELOW_MARK) &&
+                          PQgetvalue(res, 0, COL_BELOW_MARK)[0] == 't';
+        if (event_rows(res) == 0 && r->joined > 0) {
             start_waiting(r);
             return;
         }
@@ -313,18 +367,35 @@ static void on_result(struct pg_conn *conn, const PGresult *res, void *arg)
     respond_page(r, res);
 }
 
+/* The positions as a bigint[] literal, {5,7}. */
+static char *positions_literal(const struct request *r)
+{
+    char *text = malloc(2 + r->consumers.count * 21);
+    if (text == NULL)
+        return NULL;
+    char *o = text;
+    *o++ = '{';
+    for (size_t i = 0; i < r->consumers.count; i++)
+        o += sprintf(o, "%s%" PRId64, i > 0 ? "," : "", r->after[i]);
+    strcpy(o, "}");
+    return text;
+}
+
 static bool send_query(struct request *r)
 {
-    char after[24], limit[16];
-    snprintf(after, sizeof(after), "%" PRId64, r->after);
+    char limit[16];
     snprintf(limit, sizeof(limit), "%d", r->limit + 1); /* one more says "more" */
     if (r->latest) {
-        const char *params[2] = {r->consumer_id, r->types};
+        const char *params[2] = {r->subscribers, r->types};
         r->query = pg_pool_query(r->h->pool, "piper_latest", true, 2, params, on_result, r);
-    } else {
-        const char *params[4] = {r->consumer_id, after, limit, r->types};
-        r->query = pg_pool_query(r->h->pool, "piper_history", true, 4, params, on_result, r);
+        return r->query != NULL;
     }
+    char *after = positions_literal(r);
+    if (after == NULL)
+        return false;
+    const char *params[4] = {r->subscribers, after, limit, r->types};
+    r->query = pg_pool_query(r->h->pool, "piper_history", true, 4, params, on_result, r);
+    free(after);
     return r->query != NULL;
 }
 
@@ -335,11 +406,44 @@ static void on_client_gone(void *arg)
     request_free(r);
 }
 
+/* Joins the hub for each consumer at its position, before the query: see
+ * history.h. */
+static bool join_hub(struct request *r)
+{
+    r->members = calloc(r->consumers.count, sizeof(*r->members));
+    if (r->members == NULL)
+        return false;
+    for (size_t i = 0; i < r->consumers.count; i++) {
+        struct request_member *m = &r->members[i];
+        m->request = r;
+        if (!hub_join(r->h->hub, r->consumers.ids[i], &m->hub, &waiter_ops, true, r->after[i]))
+            return false;
+        r->joined++;
+        if (!event_filter_empty(&r->filter))
+            m->hub.filter = &r->filter;
+    }
+    return true;
+}
+
+static bool request_init(struct request *r, const struct history_query *q)
+{
+    bool failed = false;
+    size_t count = q->consumers->count;
+    if (!consumer_set_copy(&r->consumers, q->consumers) ||
+        (r->after = calloc(count, sizeof(*r->after))) == NULL ||
+        (r->subscribers = sql_text_array((const char *const *)r->consumers.ids, count)) == NULL ||
+        (q->filter != NULL && !event_filter_copy(&r->filter, q->filter)) ||
+        ((r->types = event_filter_sql_array(&r->filter, &failed)) == NULL && failed))
+        return false;
+    /* A cursor's consumer without a position yet reads from the start. */
+    for (size_t i = 0; q->after != NULL && i < count; i++)
+        r->after[i] = q->after[i] != STREAM_CURSOR_NONE ? q->after[i] : 0;
+    return r->wait_seconds == 0 || join_hub(r);
+}
+
 void history_answer(struct history *h, struct exchange *x, const struct history_query *q)
 {
-    size_t len = strlen(q->consumer_id);
-    bool failed = false;
-    struct request *r = calloc(1, sizeof(*r) + len + 1);
+    struct request *r = calloc(1, sizeof(*r));
     if (r == NULL) {
         exchange_respond_error(x, HTTP_ERROR_OUT_OF_MEMORY, NULL);
         return;
@@ -348,31 +452,10 @@ void history_answer(struct history *h, struct exchange *x, const struct history_
     r->x = x;
     r->state = REQ_QUERYING;
     r->latest = q->latest;
-    r->after = q->after;
     r->limit = q->limit;
     r->wait_seconds = q->latest ? 0 : q->wait_seconds;
-    memcpy(r->consumer_id, q->consumer_id, len + 1);
     list_append(&h->requests, &r->link);
-    if ((q->filter != NULL && !event_filter_copy(&r->filter, q->filter)) ||
-        ((r->types = event_filter_sql_array(&r->filter, &failed)) == NULL && failed)) {
-        r->x = NULL;
-        request_free(r);
-        exchange_respond_error(x, HTTP_ERROR_OUT_OF_MEMORY, NULL);
-        return;
-    }
-    if (r->wait_seconds > 0) {
-        /* Join before the query: see history.h. */
-        if (!hub_join(h->hub, r->consumer_id, &r->member, &waiter_ops, true, r->after)) {
-            r->x = NULL;
-            request_free(r);
-            exchange_respond_error(x, HTTP_ERROR_OUT_OF_MEMORY, NULL);
-            return;
-        }
-        r->joined = true;
-        if (!event_filter_empty(&r->filter))
-            r->member.filter = &r->filter;
-    }
-    if (!send_query(r)) {
+    if (!request_init(r, q) || !send_query(r)) {
         r->x = NULL;
         request_free(r);
         exchange_respond_error(x, HTTP_ERROR_OUT_OF_MEMORY, NULL);

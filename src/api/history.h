@@ -15,10 +15,15 @@
  * it may have been deleted by retention. `latest` answers the newest event
  * alone, or 404 no_events.
  *
+ * Several consumers: the page merges their rows in id order, each consumer
+ * after its own position, and next_after is the cursor of all positions
+ * (stream_cursor.h), exact for the same reason a stream's is; latest is the
+ * newest row among them; a long poll waits on all of them.
+ *
  * Long polling: a page request with wait > 0 that finds nothing is held
  * until one of the consumer's rows (of its types) reaches the live hub, or
  * until wait seconds pass (then the empty page). The request joins the hub
- * as a member before its query, at cursor `after`, so a row committed
+ * as a member (per consumer) before its query, at cursor `after`, so a row committed
  * between the query and the wait still wakes it; the database is asked
  * again only when woken, never on a timer. A waiting request counts as one
  * of its consumer's streams for MAX_STREAMS_PER_CONSUMER.
@@ -41,6 +46,7 @@
 
 #include "core/event_filter.h"
 #include "core/hub.h"
+#include "core/stream_cursor.h"
 #include "db/pg_pool.h"
 #include "net/exchange.h"
 
@@ -59,10 +65,12 @@ struct history *history_new(struct event_base *base, struct hub *hub, struct pg_
 void history_free(struct history *h);
 
 struct history_query {
-    const char *consumer_id;
-    const struct event_filter *filter; /* copied; NULL or empty: every type */
-    bool latest;                       /* GET /events/latest */
-    int64_t after;
+    const struct consumer_set *consumers; /* sealed; copied */
+    const struct event_filter *filter;    /* copied; NULL or empty: every type */
+    bool latest;                          /* GET /events/latest */
+    /* A position per consumer (STREAM_CURSOR_NONE reads from the start), or
+     * NULL: from the start. Copied. */
+    const int64_t *after;
     int limit;
     int wait_seconds;
 };

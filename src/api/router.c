@@ -174,11 +174,10 @@ static const char *credential_of(const struct exchange *x, const struct query *q
     return NULL;
 }
 
-/* With authentication on, checks the credential and the consumer asked for
- * (NULL: the credential's own). Answers 401/403 itself and returns false; on
- * success *id holds the identity. */
+/* With authentication on, checks the credential. Answers 401 itself and
+ * returns false; on success *id holds the identity. */
 static bool authorize(struct router *r, struct exchange *x, const char *credential,
-                      const char *consumer, struct auth_identity *id)
+                      struct auth_identity *id)
 {
     const char *why = NULL;
     if (credential == NULL) {
@@ -196,26 +195,27 @@ static bool authorize(struct router *r, struct exchange *x, const char *credenti
             x, result == AUTH_EXPIRED ? HTTP_ERROR_TOKEN_EXPIRED : HTTP_ERROR_INVALID_TOKEN, why);
         return false;
     }
-    if (consumer != NULL && strcmp(consumer, id->consumer_id) != 0) {
-        auth_identity_clear(id);
-        exchange_respond_error(x, HTTP_ERROR_WRONG_CONSUMER, NULL);
-        return false;
-    }
     return true;
 }
 
 /* ---- streams: GET /events (SSE or WebSocket), GET /ws/{consumer} ---- */
 
-static bool over_client_limits(struct router *r, struct exchange *x, const char *consumer)
+/* A stream of several consumers counts once for each. */
+static bool over_client_limits(struct router *r, struct exchange *x,
+                               const struct consumer_set *consumers)
 {
     const struct config *cfg = r->cfg;
     const char *which = NULL;
+    const char *consumer = consumers->ids[0];
     if (cfg->max_streams_per_ip > 0 && x->peer != NULL &&
         peer_streams(x->peer) >= (size_t)cfg->max_streams_per_ip)
         which = "client address";
-    else if (cfg->max_streams_per_consumer > 0 &&
-             sessions_of_consumer(r->sessions, consumer) >= (size_t)cfg->max_streams_per_consumer)
-        which = "consumer";
+    for (size_t i = 0; which == NULL && cfg->max_streams_per_consumer > 0 && i < consumers->count;
+         i++) {
+        consumer = consumers->ids[i];
+        if (sessions_of_consumer(r->sessions, consumer) >= (size_t)cfg->max_streams_per_consumer)
+            which = "consumer";
+    }
     if (which == NULL)
         return false;
     log_debug("stream refused: per-client limit", "peer=%s consumer=%s limit=%s",
@@ -228,38 +228,137 @@ static bool over_client_limits(struct router *r, struct exchange *x, const char 
     return true;
 }
 
-/* Who asks for whose events, for streams and history alike: CORS, the
- * credential (when authentication is on) and the consumer id. Answers the
- * error itself and returns NULL; otherwise the consumer id, valid until
- * *id is cleared (the caller clears it in both cases). */
-static const char *resolve_consumer(struct router *r, struct exchange *x, const struct query *q,
-                                    const char *path_consumer, struct auth_identity *id,
-                                    char *subprotocol, size_t size, bool *in_subprotocol)
+/* The consumer ids a request names: the path's, else the X-Consumer-Id
+ * header's list, else every consumer_id parameter. Answers the error itself
+ * and returns false. */
+static bool requested_consumers(struct router *r, struct exchange *x, const struct query *q,
+                                const char *path_consumer, struct consumer_set *set)
 {
     const char *why = NULL;
-    const char *consumer =
-        path_consumer != NULL ? path_consumer : lookup(x, q, "x-consumer-id", "consumer_id");
+    size_t max_bytes = (size_t)r->cfg->consumer_id_max_bytes;
+    size_t max_count = (size_t)r->cfg->max_consumers_per_stream;
+    const char *header = exchange_header(x, "x-consumer-id");
+    enum request_consumers result = REQUEST_CONSUMERS_OK;
+    if (path_consumer != NULL)
+        result = request_add_consumers(set, path_consumer, false, max_bytes, max_count, &why);
+    else if (header != NULL)
+        result = request_add_consumers(set, header, true, max_bytes, max_count, &why);
+    for (size_t i = 0;
+         path_consumer == NULL && header == NULL && i < q->count && result == REQUEST_CONSUMERS_OK;
+         i++)
+        if (strcmp(q->params[i].name, "consumer_id") == 0)
+            result =
+                request_add_consumers(set, q->params[i].value, false, max_bytes, max_count, &why);
+    switch (result) {
+    case REQUEST_CONSUMERS_OK:
+        return true;
+    case REQUEST_CONSUMERS_INVALID:
+        exchange_respond_error(x, HTTP_ERROR_INVALID_CONSUMER_ID, why);
+        return false;
+    case REQUEST_CONSUMERS_TOO_MANY:
+        exchange_respond_error(x, HTTP_ERROR_TOO_MANY_CONSUMERS, NULL);
+        return false;
+    case REQUEST_CONSUMERS_NO_MEMORY:
+        break;
+    }
+    exchange_respond_error(x, HTTP_ERROR_OUT_OF_MEMORY, NULL);
+    return false;
+}
 
+/* Without requested ids the stream follows every consumer the credential
+ * names; otherwise each must be one of them. Answers 403 itself. */
+static bool consumers_allowed(struct router *r, struct exchange *x, const struct auth_identity *id,
+                              struct consumer_set *set)
+{
+    const char *why = NULL;
+    if (set->count == 0) {
+        for (size_t i = 0; i < id->consumer_count; i++) {
+            enum request_consumers result = request_add_consumers(
+                set, id->consumer_ids[i], false, (size_t)r->cfg->consumer_id_max_bytes,
+                (size_t)r->cfg->max_consumers_per_stream, &why);
+            if (result == REQUEST_CONSUMERS_TOO_MANY) {
+                exchange_respond_error(x, HTTP_ERROR_TOO_MANY_CONSUMERS,
+                                       "the credential names more consumers than "
+                                       "MAX_CONSUMERS_PER_STREAM; ask for some");
+                return false;
+            }
+            if (result != REQUEST_CONSUMERS_OK) {
+                exchange_respond_error(x,
+                                       result == REQUEST_CONSUMERS_NO_MEMORY
+                                           ? HTTP_ERROR_OUT_OF_MEMORY
+                                           : HTTP_ERROR_INVALID_CONSUMER_ID,
+                                       why);
+                return false;
+            }
+        }
+        return true;
+    }
+    for (size_t i = 0; i < set->count; i++) {
+        if (!auth_identity_allows(id, set->ids[i])) {
+            exchange_respond_error(x, HTTP_ERROR_WRONG_CONSUMER, NULL);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Who asks for whose events, for streams and history alike: CORS, the
+ * consumer ids and the credential (when authentication is on). Fills set
+ * (sealed) and returns true; otherwise answers the error itself. The caller
+ * frees set and clears *id in both cases. */
+static bool resolve_consumers(struct router *r, struct exchange *x, const struct query *q,
+                              const char *path_consumer, struct auth_identity *id,
+                              struct consumer_set *set, char *subprotocol, size_t size,
+                              bool *in_subprotocol)
+{
     *in_subprotocol = false;
     if (!cors_allow(r, x)) {
         exchange_respond_error(x, HTTP_ERROR_ORIGIN_NOT_ALLOWED, NULL);
-        return NULL;
+        return false;
     }
-    if (r->auth != NULL) {
-        const char *credential = credential_of(x, q, subprotocol, size, in_subprotocol);
-        if (!authorize(r, x, credential, consumer, id))
-            return NULL;
-        consumer = id->consumer_id;
-    }
-    if (consumer == NULL) {
+    if (r->auth != NULL &&
+        !authorize(r, x, credential_of(x, q, subprotocol, size, in_subprotocol), id))
+        return false;
+    if (!requested_consumers(r, x, q, path_consumer, set) ||
+        (r->auth != NULL && !consumers_allowed(r, x, id, set)))
+        return false;
+    if (set->count == 0) {
         exchange_respond_error(x, HTTP_ERROR_MISSING_CONSUMER_ID, NULL);
-        return NULL;
+        return false;
     }
-    if (!request_consumer_id_valid(consumer, (size_t)r->cfg->consumer_id_max_bytes, &why)) {
-        exchange_respond_error(x, HTTP_ERROR_INVALID_CONSUMER_ID, why);
-        return NULL;
+    consumer_set_seal(set);
+    return true;
+}
+
+/* A Last-Event-ID or after= for set: positions gets one entry per consumer
+ * (owned by the caller), or stays NULL when absent. Answers error itself
+ * and returns false. */
+static bool parse_cursor(struct exchange *x, const char *text, const struct consumer_set *set,
+                         enum http_error error, int64_t **positions)
+{
+    *positions = malloc(set->count * sizeof(**positions));
+    if (*positions == NULL) {
+        exchange_respond_error(x, HTTP_ERROR_OUT_OF_MEMORY, NULL);
+        return false;
     }
-    return consumer;
+    switch (stream_cursor_parse(text, set, *positions)) {
+    case STREAM_CURSOR_PLAIN:
+    case STREAM_CURSOR_COMPOSITE:
+        return true;
+    case STREAM_CURSOR_ABSENT:
+        free(*positions);
+        *positions = NULL;
+        return true;
+    case STREAM_CURSOR_INVALID:
+        exchange_respond_error(x, error, NULL);
+        break;
+    case STREAM_CURSOR_MISMATCH:
+        exchange_respond_error(x, error, "this cursor was made for another set of consumer ids");
+        break;
+    }
+    free(*positions);
+    *positions = NULL;
+    return false;
 }
 
 /* The repeated type parameter. Answers the error itself and returns false. */
@@ -299,21 +398,18 @@ static bool parse_bounded(const struct query *q, const char *name, int64_t min, 
 static void open_stream(struct router *r, struct exchange *x, const struct query *q,
                         const char *path_consumer, bool websocket)
 {
-    int64_t last_id = 0, initial = 0;
+    int64_t initial = 0;
+    int64_t *positions = NULL;
     struct auth_identity id = {0};
+    struct consumer_set consumers = {0};
     struct event_filter filter = {0};
     char subprotocol[4096];
     bool credential_in_subprotocol = false;
-    const char *consumer = resolve_consumer(r, x, q, path_consumer, &id, subprotocol,
-                                            sizeof(subprotocol), &credential_in_subprotocol);
-    if (consumer == NULL)
+    if (!resolve_consumers(r, x, q, path_consumer, &id, &consumers, subprotocol,
+                           sizeof(subprotocol), &credential_in_subprotocol) ||
+        !parse_cursor(x, lookup(x, q, "last-event-id", "last_event_id"), &consumers,
+                      HTTP_ERROR_INVALID_LAST_EVENT_ID, &positions))
         goto done;
-    enum last_event_id has_last =
-        request_parse_last_event_id(lookup(x, q, "last-event-id", "last_event_id"), &last_id);
-    if (has_last == LAST_EVENT_ID_INVALID) {
-        exchange_respond_error(x, HTTP_ERROR_INVALID_LAST_EVENT_ID, NULL);
-        goto done;
-    }
     const char *initial_text = query_get(q, "initial");
     if (initial_text != NULL && strcmp(initial_text, "latest") == 0)
         initial = 1;
@@ -333,12 +429,11 @@ static void open_stream(struct router *r, struct exchange *x, const struct query
         exchange_respond_error(x, HTTP_ERROR_TOO_MANY_SESSIONS, NULL);
         goto done;
     }
-    if (over_client_limits(r, x, consumer))
+    if (over_client_limits(r, x, &consumers))
         goto done;
     struct session_params params = {
-        .consumer_id = consumer,
-        .has_last_id = has_last == LAST_EVENT_ID_PRESENT,
-        .last_id = last_id,
+        .consumers = &consumers,
+        .positions = positions,
         .initial = (int)initial,
         .filter = &filter,
         .expires_at = id.expires_at,
@@ -359,6 +454,8 @@ static void open_stream(struct router *r, struct exchange *x, const struct query
     }
     session_start(s, sink);
 done:
+    free(positions);
+    consumer_set_free(&consumers);
     event_filter_free(&filter);
     auth_identity_clear(&id);
 }
@@ -369,10 +466,11 @@ static void answer_history(struct router *r, struct exchange *x, bool latest)
 {
     struct query q;
     struct auth_identity id = {0};
+    struct consumer_set consumers = {0};
     struct event_filter filter = {0};
     char subprotocol[8];
     bool unused = false;
-    int64_t after = 0, limit = HISTORY_LIMIT_DEFAULT, wait = 0;
+    int64_t *after = NULL, limit = HISTORY_LIMIT_DEFAULT, wait = 0;
 
     if (x->method == METHOD_OPTIONS) {
         handle_preflight(r, x, "GET, OPTIONS");
@@ -382,17 +480,13 @@ static void answer_history(struct router *r, struct exchange *x, bool latest)
         exchange_respond_error(x, HTTP_ERROR_INVALID_QUERY, NULL);
         return;
     }
-    const char *consumer =
-        resolve_consumer(r, x, &q, NULL, &id, subprotocol, sizeof(subprotocol), &unused);
-    if (consumer == NULL)
-        goto done;
-    if (!parse_types(x, &q, &filter))
+    if (!resolve_consumers(r, x, &q, NULL, &id, &consumers, subprotocol, sizeof(subprotocol),
+                           &unused) ||
+        !parse_types(x, &q, &filter))
         goto done;
     if (!latest) {
-        if (!parse_bounded(&q, "after", 0, INT64_MAX, &after)) {
-            exchange_respond_error(x, HTTP_ERROR_INVALID_AFTER, NULL);
+        if (!parse_cursor(x, query_get(&q, "after"), &consumers, HTTP_ERROR_INVALID_AFTER, &after))
             goto done;
-        }
         if (!parse_bounded(&q, "limit", 1, HISTORY_LIMIT_MAX, &limit)) {
             exchange_respond_error(x, HTTP_ERROR_INVALID_LIMIT, NULL);
             goto done;
@@ -402,11 +496,11 @@ static void answer_history(struct router *r, struct exchange *x, bool latest)
             goto done;
         }
     }
-    if (wait > 0 && over_client_limits(r, x, consumer))
+    if (wait > 0 && over_client_limits(r, x, &consumers))
         goto done;
     exchange_add_header(x, "Cache-Control", "no-store");
     struct history_query hq = {
-        .consumer_id = consumer,
+        .consumers = &consumers,
         .filter = &filter,
         .latest = latest,
         .after = after,
@@ -415,6 +509,8 @@ static void answer_history(struct router *r, struct exchange *x, bool latest)
     };
     history_answer(r->history, x, &hq);
 done:
+    free(after);
+    consumer_set_free(&consumers);
     event_filter_free(&filter);
     auth_identity_clear(&id);
     query_free(&q);
@@ -547,9 +643,12 @@ static void handle_demo_insert(struct router *r, struct exchange *x)
         struct query none = {0};
         char unused[8];
         bool in_subprotocol = false;
-        if (!authorize(r, x, credential_of(x, &none, unused, sizeof(unused), &in_subprotocol),
-                       consumer, &id))
+        if (!authorize(r, x, credential_of(x, &none, unused, sizeof(unused), &in_subprotocol), &id))
             goto done;
+        if (!auth_identity_allows(&id, consumer)) {
+            exchange_respond_error(x, HTTP_ERROR_WRONG_CONSUMER, NULL);
+            goto done;
+        }
     }
     if (!request_consumer_id_valid(consumer, (size_t)r->cfg->consumer_id_max_bytes, &why)) {
         exchange_respond_error(x, HTTP_ERROR_INVALID_CONSUMER_ID, why);

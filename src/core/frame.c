@@ -185,6 +185,29 @@ struct frame *frame_new_signal(const char *name, const char *data_json)
     return f;
 }
 
+struct frame *frame_with_id(const struct frame *f, const char *id, size_t id_len)
+{
+    /* sse_write_event() puts the id line first. */
+    const char *nl = memchr(f->bytes, '\n', f->len);
+    size_t rest = nl != NULL ? f->len - (size_t)(nl + 1 - f->bytes) : f->len;
+    size_t len = sizeof("id: \n") - 1 + id_len + rest;
+    struct frame *copy = malloc(sizeof(*copy) + len + 1);
+    if (copy == NULL)
+        return NULL;
+    copy->refs = 1;
+    copy->ws = NULL;
+    copy->ws_len = 0;
+    copy->id = f->id;
+    copy->timestamp = f->timestamp;
+    memcpy(copy->bytes, "id: ", 4);
+    memcpy(copy->bytes + 4, id, id_len);
+    copy->bytes[4 + id_len] = '\n';
+    memcpy(copy->bytes + 5 + id_len, f->bytes + (f->len - rest), rest);
+    copy->len = len;
+    copy->bytes[len] = '\0';
+    return copy;
+}
+
 const char *frame_type(const struct frame *f, size_t *len)
 {
     const char *type = field(f, "event: ", len);

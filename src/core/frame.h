@@ -54,6 +54,13 @@ const char *frame_ws_text(struct frame *f, size_t *len);
  * JSON object the caller built. NULL when out of memory. */
 struct frame *frame_new_signal(const char *name, const char *data_json);
 
+/* A copy of event frame f whose id line says id (id_len bytes, no CR, LF
+ * or NUL) instead of f's number; the copy keeps f's id field, so cursors
+ * and lag are judged as for f. For the streams whose id is not the row's
+ * own (a stream of several consumers, stream_cursor.h). NULL when out of
+ * memory. */
+struct frame *frame_with_id(const struct frame *f, const char *id, size_t id_len);
+
 /* The event's type as written in the frame ("" for an untyped event). */
 const char *frame_type(const struct frame *f, size_t *len);
 

@@ -22,6 +22,7 @@
 #include "ops/log.h"
 #include "ops/metrics.h"
 #include "util/backoff.h"
+#include "util/json_text.h"
 #include "util/number.h"
 
 const char replay_prepare_sql[] =
@@ -471,14 +472,24 @@ static bool start_facts_read(const PGresult *res, struct start_facts *f)
 static void signal_history_gone(struct replay_job *job, struct hub_member *m, int64_t requested,
                                 const struct start_facts *f, bool unknown)
 {
-    char data[160], oldest[32];
+    char oldest[32];
     if (f->oldest > 0)
         snprintf(oldest, sizeof(oldest), "\"%" PRId64 "\"", f->oldest);
     else
         snprintf(oldest, sizeof(oldest), "null");
-    snprintf(data, sizeof(data), "{\"last_event_id\":\"%" PRId64 "\",\"oldest_id\":%s%s}",
-             requested, oldest, unknown ? ",\"reason\":\"unknown_cursor\"" : "");
-    struct frame *signal = frame_new_signal("history-gone", data);
+    /* consumer_id says which consumer of a stream of several it is about. */
+    size_t id_len = strlen(job->consumer_id);
+    char *data = malloc(160 + 6 * id_len);
+    struct frame *signal = NULL;
+    if (data != NULL) {
+        int n = sprintf(data,
+                        "{\"last_event_id\":\"%" PRId64 "\",\"oldest_id\":%s%s,\"consumer_id\":\"",
+                        requested, oldest, unknown ? ",\"reason\":\"unknown_cursor\"" : "");
+        n += (int)json_escape(data + n, job->consumer_id, id_len);
+        strcpy(data + n, "\"}");
+        signal = frame_new_signal("history-gone", data);
+        free(data);
+    }
     if (signal == NULL) {
         log_error("history-gone signal not sent: out of memory", "consumer=%s", job->consumer_id);
         return;

@@ -28,8 +28,20 @@ static const bool allowed[5][5] = {
     [SESSION_CLOSING] = {[SESSION_GONE] = true},
 };
 
+/* A session's membership of one consumer's streams in the hub. */
+struct session_member {
+    struct hub_member hub;
+    struct session *session;
+    /* Joined for initial=N: its position is not known until the replay has
+     * decided where it starts (it has written, or gone live). */
+    bool start_pending;
+};
+
 struct session {
-    struct hub_member member;
+    struct session_member *members; /* member_count, in consumer order */
+    size_t member_count;
+    uint32_t consumers_tag;      /* with several members: the set's tag */
+    struct session_member first; /* members[0] for a stream of one consumer */
     struct sessions *all;
     struct session_sink *sink;
     struct list_node link;       /* all->open */
@@ -89,7 +101,7 @@ static const struct hub_member_ops session_ops = {
 
 static struct session *session_of(const struct hub_member *m)
 {
-    return container_of(m, struct session, member);
+    return container_of(m, struct session_member, hub)->session;
 }
 
 static size_t output_pending(const struct session *s)
@@ -111,9 +123,29 @@ static double age_seconds(const struct session *s)
     return (double)age.tv_sec + (double)age.tv_usec / 1e6;
 }
 
+/* For logs: the first consumer (the count is logged beside it). */
 static const char *consumer_of(const struct session *s)
 {
-    return s->member.consumer != NULL ? hub_consumer_id(s->member.consumer) : "";
+    const struct hub_member *m = &s->members[0].hub;
+    return m->consumer != NULL ? hub_consumer_id(m->consumer) : "";
+}
+
+static void members_leave(struct session *s)
+{
+    for (size_t i = 0; i < s->member_count; i++) {
+        replay_member_leave(&s->members[i].hub);
+        hub_leave(s->all->hub, &s->members[i].hub);
+    }
+}
+
+static void session_free_storage(struct session *s)
+{
+    if (s->expiry_ev != NULL)
+        event_free(s->expiry_ev);
+    event_filter_free(&s->filter);
+    if (s->members != &s->first)
+        free(s->members);
+    free(s);
 }
 
 /* Requests an abrupt end; the sink reports gone later. */
@@ -147,22 +179,19 @@ void session_sink_gone(struct session_sink *sink, enum close_reason reason)
 
     session_enter(s, SESSION_GONE);
     log_info("session closed",
-             "session=%" PRIu64 " consumer=%s peer=%s port=%u transport=%s reason=%s age=%.3f",
+             "session=%" PRIu64 " consumer=%s peer=%s port=%u transport=%s reason=%s age=%.3f "
+             "consumers=%zu",
              s->id, consumer_of(s), peer, port, transport_kind_name(sink->ops->kind),
-             close_reason_name(reason), age_seconds(s));
-    replay_member_leave(&s->member);
-    hub_leave(all->hub, &s->member);
+             close_reason_name(reason), age_seconds(s), s->member_count);
+    members_leave(s);
     list_remove(&s->link);
     list_remove(&s->wheel_link);
     list_remove(&s->soft_link);
     metrics.sessions_closed[reason]++;
     all->count--;
     all->count_by_transport[sink->ops->kind]--;
-    if (s->expiry_ev != NULL)
-        event_free(s->expiry_ev);
     sink->session = NULL;
-    event_filter_free(&s->filter);
-    free(s);
+    session_free_storage(s);
     if (all->shutting_down && all->count == 0)
         event_active(all->shutdown_ev, EV_TIMEOUT, 1);
 }
@@ -183,7 +212,8 @@ void session_sink_drained(struct session_sink *sink)
     if (s == NULL || s->state != SESSION_OPEN)
         return;
     soft_limit_clear(s);
-    replay_member_drained(&s->member);
+    for (size_t i = 0; i < s->member_count; i++)
+        replay_member_drained(&s->members[i].hub);
 }
 
 /* Aborts a session that stayed above the soft limit for soft_seconds.
@@ -233,9 +263,87 @@ static void limits_note_write(struct session *s)
     list_append(&s->all->over_soft, &s->soft_link);
 }
 
+/* Scratch for composite cursors, reused across writes (loop thread only). */
+static int64_t *cursor_positions;
+static char *cursor_text;
+static size_t cursor_capacity; /* consumers the scratch holds */
+
+static bool cursor_scratch_reserve(size_t count)
+{
+    if (count <= cursor_capacity)
+        return true;
+    int64_t *positions = realloc(cursor_positions, count * sizeof(*positions));
+    if (positions != NULL)
+        cursor_positions = positions;
+    char *text = realloc(cursor_text, stream_cursor_max_len(count));
+    if (text != NULL)
+        cursor_text = text;
+    if (positions == NULL || text == NULL)
+        return false;
+    cursor_capacity = count;
+    return true;
+}
+
+void session_release_scratch(void)
+{
+    free(cursor_positions);
+    free(cursor_text);
+    cursor_positions = NULL;
+    cursor_text = NULL;
+    cursor_capacity = 0;
+}
+
+/* Where a member stands, for its entry of the cursor. */
+static int64_t member_position(const struct session_member *sm)
+{
+    if (sm->hub.cursor == HUB_CURSOR_UNSET ||
+        (sm->start_pending && sm->hub.state != HUB_MEMBER_LIVE))
+        return STREAM_CURSOR_NONE;
+    return sm->hub.cursor;
+}
+
+/* Writes frames of one member of a stream of several consumers, each with
+ * the stream's cursor after it. Returns false when out of memory. */
+static bool write_with_cursors(struct session *s, struct session_member *writer,
+                               struct frame *const *frames, size_t count)
+{
+    enum { BATCH = 64 };
+    struct frame *copies[BATCH];
+    size_t index = (size_t)(writer - s->members);
+
+    if (!cursor_scratch_reserve(s->member_count))
+        return false;
+    writer->start_pending = false;
+    for (size_t i = 0; i < s->member_count; i++)
+        cursor_positions[i] = member_position(&s->members[i]);
+    for (size_t done = 0; done < count;) {
+        size_t n = 0;
+        bool failed = false;
+        for (; n < BATCH && done + n < count && !failed; n++) {
+            const struct frame *f = frames[done + n];
+            cursor_positions[index] = f->id;
+            size_t len = stream_cursor_format(cursor_text, f->id, cursor_positions, s->member_count,
+                                              s->consumers_tag);
+            copies[n] = frame_with_id(f, cursor_text, len);
+            failed = copies[n] == NULL;
+        }
+        if (failed)
+            n--;
+        if (n > 0)
+            s->sink->ops->write_frames(s->sink, copies, n);
+        for (size_t i = 0; i < n; i++)
+            frame_unref(copies[i]);
+        if (failed)
+            return false;
+        done += n;
+    }
+    return true;
+}
+
 static void member_write(struct hub_member *m, struct frame *const *frames, size_t count)
 {
-    struct session *s = session_of(m);
+    struct session_member *sm = container_of(m, struct session_member, hub);
+    struct session *s = sm->session;
     if (s->state != SESSION_OPEN)
         return;
     /* The common case, a client that keeps up: nothing pending, no limit
@@ -243,7 +351,15 @@ static void member_write(struct hub_member *m, struct frame *const *frames, size
     bool keeping_up = s->soft_since_ms == 0 && output_pending(s) == 0;
     if (!keeping_up && !limits_allow_write(s, clock_monotonic_ms()))
         return;
-    s->sink->ops->write_frames(s->sink, frames, count);
+    if (s->member_count == 1) {
+        s->sink->ops->write_frames(s->sink, frames, count);
+    } else if (!write_with_cursors(s, sm, frames, count)) {
+        /* A frame left out would be a gap: end the stream, and the client
+         * resumes from the last cursor it received. */
+        log_error("stream cut: out of memory", "session=%" PRIu64, s->id);
+        session_abort(s, CLOSE_WRITE_ERROR);
+        return;
+    }
     metrics.events_delivered += count;
     if (s->state == SESSION_OPEN)
         limits_note_write(s);
@@ -323,9 +439,64 @@ static bool arm_expiry(struct session *s, int64_t expires_at)
     return s->expiry_ev != NULL && evtimer_add(s->expiry_ev, &delay) == 0;
 }
 
+/* Joins member i of s to the hub for consumer_id, from position (or live
+ * with STREAM_CURSOR_NONE and no initial=N). */
+static bool member_join(struct session *s, size_t i, const char *consumer_id, int64_t position)
+{
+    struct session_member *sm = &s->members[i];
+    bool resume = position != STREAM_CURSOR_NONE;
+    bool catch_up = resume || s->params.initial > 0;
+    sm->session = s;
+    sm->start_pending = !resume && s->params.initial > 0;
+    if (!hub_join(s->all->hub, consumer_id, &sm->hub, &session_ops, catch_up,
+                  resume ? position : 0))
+        return false;
+    if (!event_filter_empty(&s->filter))
+        sm->hub.filter = &s->filter;
+    s->member_count++;
+    return true;
+}
+
+static bool members_join(struct session *s, const struct session_params *params)
+{
+    const struct consumer_set *set = params->consumers;
+    if (set == NULL || set->count <= 1) {
+        const char *id = set != NULL ? set->ids[0] : params->consumer_id;
+        int64_t position = params->has_last_id ? params->last_id : STREAM_CURSOR_NONE;
+        if (set != NULL && params->positions != NULL)
+            position = params->positions[0];
+        s->members = &s->first;
+        return member_join(s, 0, id, position);
+    }
+    s->members = calloc(set->count, sizeof(*s->members));
+    if (s->members == NULL)
+        return false;
+    s->consumers_tag = set->tag;
+    for (size_t i = 0; i < set->count; i++) {
+        int64_t position = params->positions != NULL ? params->positions[i] : STREAM_CURSOR_NONE;
+        if (!member_join(s, i, set->ids[i], position))
+            return false;
+    }
+    return true;
+}
+
+/* Whether any member resumes from a position the client sent. */
+static bool resumes(const struct session_params *params)
+{
+    if (params->consumers == NULL)
+        return params->has_last_id;
+    if (params->positions == NULL)
+        return false;
+    for (size_t i = 0; i < params->consumers->count; i++)
+        if (params->positions[i] != STREAM_CURSOR_NONE)
+            return true;
+    return false;
+}
+
 struct session *session_new(struct sessions *all, const struct session_params *params)
 {
-    size_t consumer_len = strlen(params->consumer_id) + 1;
+    const char *first = params->consumers != NULL ? params->consumers->ids[0] : params->consumer_id;
+    size_t consumer_len = strlen(first) + 1;
     size_t forwarded_len = params->forwarded_for != NULL ? strlen(params->forwarded_for) + 1 : 0;
     struct session *s = calloc(1, sizeof(*s) + consumer_len + forwarded_len);
     if (s == NULL)
@@ -333,8 +504,11 @@ struct session *session_new(struct sessions *all, const struct session_params *p
     s->all = all;
     s->state = SESSION_NEW;
     s->params = *params;
-    memcpy(s->strings, params->consumer_id, consumer_len);
+    memcpy(s->strings, first, consumer_len);
     s->params.consumer_id = s->strings;
+    s->params.consumers = NULL; /* the hub keeps the ids; only these are kept */
+    s->params.positions = NULL;
+    s->params.has_last_id = resumes(params);
     if (forwarded_len > 0) {
         memcpy(s->strings + consumer_len, params->forwarded_for, forwarded_len);
         s->params.forwarded_for = s->strings + consumer_len;
@@ -342,21 +516,18 @@ struct session *session_new(struct sessions *all, const struct session_params *p
     list_init(&s->link);
     list_init(&s->wheel_link);
     list_init(&s->soft_link);
-    if (params->has_last_id)
+    if (s->params.has_last_id)
         s->params.initial = 0;
     s->params.filter = NULL;
-    bool catch_up = params->has_last_id || s->params.initial > 0;
+    s->members = &s->first;
     if ((params->filter != NULL && !event_filter_copy(&s->filter, params->filter)) ||
         (params->expires_at != 0 && !arm_expiry(s, params->expires_at)) ||
-        !hub_join(all->hub, s->params.consumer_id, &s->member, &session_ops, catch_up,
-                  params->has_last_id ? params->last_id : 0)) {
+        !members_join(s, params)) {
         session_discard(s);
         return NULL;
     }
-    if (!event_filter_empty(&s->filter)) {
+    if (!event_filter_empty(&s->filter))
         s->params.filter = &s->filter;
-        s->member.filter = &s->filter;
-    }
     return s;
 }
 
@@ -364,11 +535,8 @@ void session_discard(struct session *s)
 {
     if (s->state != SESSION_NEW)
         abort();
-    hub_leave(s->all->hub, &s->member);
-    if (s->expiry_ev != NULL)
-        event_free(s->expiry_ev);
-    event_filter_free(&s->filter);
-    free(s);
+    members_leave(s);
+    session_free_storage(s);
 }
 
 void session_start(struct session *s, struct session_sink *sink)
@@ -391,20 +559,26 @@ void session_start(struct session *s, struct session_sink *sink)
 
     const char *peer = sink->ops->peer(sink, &port);
     const char *forwarded = s->params.forwarded_for != NULL ? s->params.forwarded_for : "-";
-    if (s->params.has_last_id)
+    if (s->params.has_last_id && s->member_count == 1)
         log_info("session opened",
                  "session=%" PRIu64 " consumer=%s peer=%s port=%u transport=%s forwarded_for=%s "
                  "last_event_id=%" PRId64,
                  s->id, s->params.consumer_id, peer, port, transport_kind_name(sink->ops->kind),
-                 forwarded, s->params.last_id);
+                 forwarded, s->members[0].hub.cursor);
     else
         log_info("session opened",
-                 "session=%" PRIu64 " consumer=%s peer=%s port=%u transport=%s forwarded_for=%s",
+                 "session=%" PRIu64 " consumer=%s peer=%s port=%u transport=%s forwarded_for=%s "
+                 "consumers=%zu resume=%s",
                  s->id, s->params.consumer_id, peer, port, transport_kind_name(sink->ops->kind),
-                 forwarded);
-    if (s->params.has_last_id || s->params.initial > 0) {
-        struct replay_start start = {s->params.initial, s->params.filter};
-        replay_catch_up(all->replay, &s->member, &start);
+                 forwarded, s->member_count, s->params.has_last_id ? "yes" : "no");
+    /* Members joined CATCHING_UP at a position, or for initial=N, replay;
+     * those joined live wait for nothing (or, before the ingest's first
+     * position, for its resync). */
+    struct replay_start start = {s->params.initial, s->params.filter};
+    for (size_t i = 0; i < s->member_count; i++) {
+        struct session_member *sm = &s->members[i];
+        if (sm->hub.state == HUB_MEMBER_CATCHING_UP && sm->hub.cursor != HUB_CURSOR_UNSET)
+            replay_catch_up(all->replay, &sm->hub, &start);
     }
 }
 

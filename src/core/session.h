@@ -24,6 +24,12 @@
  * place a started session ends, so hub and replay iterations never see a
  * member disappear under them.
  *
+ * A stream of several consumers is one member per consumer, each with its
+ * own cursor, replay and hand-over, writing to the one sink: exactly once
+ * and in order per consumer. Its event ids are composite cursors
+ * (stream_cursor.h), each event re-framed with the positions of all its
+ * members (frame_with_id), since no single number can resume it.
+ *
  * Slow consumers: pending output (written, not yet taken by the client)
  * above hard_bytes, or above soft_bytes for soft_seconds, aborts the stream,
  * and so does pending output of which the client takes nothing for
@@ -42,6 +48,7 @@
 
 #include "core/hub.h"
 #include "core/replay.h"
+#include "core/stream_cursor.h"
 #include "ops/metrics.h"
 
 struct sessions;
@@ -99,6 +106,12 @@ struct session_params {
     const char *consumer_id;
     bool has_last_id; /* replay events after last_id first */
     int64_t last_id;
+    /* A stream of several consumers (stream_cursor.h): when set, it takes
+     * the place of consumer_id, and positions (set->count entries, or NULL
+     * for none) the place of last_id; an entry STREAM_CURSOR_NONE starts
+     * that consumer live. Both copied. */
+    const struct consumer_set *consumers;
+    const int64_t *positions;
     int initial;                       /* without last_id: first send the newest N rows */
     const struct event_filter *filter; /* types wanted (NULL: all); copied */
     int64_t expires_at;                /* Unix seconds; 0: the credential never expires */
@@ -116,6 +129,9 @@ void session_discard(struct session *s);
 /* Joins the hub, writes the stream's first bytes and starts the replay;
  * the session then lives until sink reports gone. */
 void session_start(struct session *s, struct session_sink *sink);
+
+/* Releases the scratch space of composite cursors; call once at exit. */
+void session_release_scratch(void);
 
 size_t sessions_count(const struct sessions *all);
 size_t sessions_count_by_transport(const struct sessions *all, enum transport_kind kind);

@@ -19,14 +19,16 @@
     X(MISSING_CONSUMER_ID, "missing_consumer_id", 400,                                             \
       "the X-Consumer-Id header (or consumer_id parameter) is required")                           \
     X(INVALID_CONSUMER_ID, "invalid_consumer_id", 400, "the consumer id is not valid")             \
+    X(TOO_MANY_CONSUMERS, "too_many_consumers", 400,                                               \
+      "more consumer ids than MAX_CONSUMERS_PER_STREAM")                                           \
     X(INVALID_LAST_EVENT_ID, "invalid_last_event_id", 400,                                         \
-      "Last-Event-ID must be a non-negative integer")                                              \
+      "Last-Event-ID must be a non-negative integer or a cursor sent by this stream")              \
     X(INVALID_BODY, "invalid_body", 400,                                                           \
       "expected {\"consumer_id\": string, \"type\": string, \"payload\": object}")                 \
     X(INVALID_TYPE, "invalid_type", 400, "type must be a non-empty string without line breaks")    \
     X(TOO_MANY_TYPES, "too_many_types", 400, "at most 16 type parameters")                         \
     X(INVALID_INITIAL, "invalid_initial", 400, "initial must be 1 to 1000, or latest")             \
-    X(INVALID_AFTER, "invalid_after", 400, "after must be a non-negative integer")                 \
+    X(INVALID_AFTER, "invalid_after", 400, "after must be a non-negative integer or a next_after") \
     X(INVALID_LIMIT, "invalid_limit", 400, "limit must be 1 to 1000")                              \
     X(INVALID_WAIT, "invalid_wait", 400, "wait must be 0 to 60 seconds")                           \
     X(MISSING_TOKEN, "missing_token", 401, "send Authorization: Bearer <token> or ?access_token=") \

@@ -59,6 +59,8 @@ static const struct setting settings[] = {
      10000000, NULL, "open streams one client address may have (429 beyond); 0: no limit"},
     {"MAX_STREAMS_PER_CONSUMER", SETTING_INT, offsetof(struct config, max_streams_per_consumer),
      "0", 0, 10000000, NULL, "open streams one consumer id may have (429 beyond); 0: no limit"},
+    {"MAX_CONSUMERS_PER_STREAM", SETTING_INT, offsetof(struct config, max_consumers_per_stream),
+     "32", 1, 1000, NULL, "consumer ids one stream or history request may follow (400 beyond)"},
     {"PROXY_PROTOCOL", SETTING_INT, offsetof(struct config, proxy_protocol), "0", 0, 1, NULL,
      "1: every connection starts with a PROXY protocol v1 or v2 header (from a load balancer)"},
     {"TLS_CERT_FILE", SETTING_STRING, offsetof(struct config, tls_cert_file), "", 0, 0, NULL,

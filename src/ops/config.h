@@ -28,6 +28,7 @@ struct config {
     long long max_connections; /* 0 in the table: max_sessions + 1000, set at load */
     long long max_streams_per_ip;
     long long max_streams_per_consumer;
+    long long max_consumers_per_stream;
     long long proxy_protocol;
     char *tls_cert_file;
     char *tls_key_file;

@@ -148,7 +148,7 @@ oldest=$(sql "select min(id) from events where subscriber = 'toto'")
 end=$(insert_event toto end '{"end": true}')
 "$SSE_CLIENT" --port "$port" --consumer toto --last-event-id 5 --until-id "$end" --timeout 10 \
     --quiet --out "$WORK/gone"
-assert_eq "	history-gone	{\"last_event_id\":\"5\",\"oldest_id\":\"$oldest\"}" \
+assert_eq "	history-gone	{\"last_event_id\":\"5\",\"oldest_id\":\"$oldest\",\"consumer_id\":\"toto\"}" \
     "$(head -1 "$WORK/gone/0.events")" "the signal comes first"
 assert_eq "$(ids_of toto 5 "$end")" "$(tail -n +2 "$WORK/gone/0.events" | cut -f1)" "then exactly the retained rows"
 page=$(get "/events/history?consumer_id=toto&after=5&limit=1")

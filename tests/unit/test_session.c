@@ -32,6 +32,7 @@ struct fake_sink {
     int starts;
     long long retry_ms;
     int64_t ids[16];
+    char id_lines[16][64]; /* each frame's "id: ..." line */
     size_t id_count;
     int heartbeats;
     int ends;
@@ -64,8 +65,12 @@ static void sink_start(struct session_sink *sink, long long retry_ms)
 static void sink_write_frames(struct session_sink *sink, struct frame *const *frames, size_t count)
 {
     struct fake_sink *f = fake_of(sink);
-    for (size_t i = 0; i < count && f->id_count < 16; i++)
+    for (size_t i = 0; i < count && f->id_count < 16; i++) {
+        size_t line = strcspn(frames[i]->bytes, "\n");
+        snprintf(f->id_lines[f->id_count], sizeof(f->id_lines[0]), "%.*s", (int)line,
+                 frames[i]->bytes);
         f->ids[f->id_count++] = frames[i]->id;
+    }
 }
 
 static void sink_heartbeat(struct session_sink *sink, int64_t unix_time)
@@ -190,13 +195,18 @@ static struct session *open_session(struct fixture *fx, struct fake_sink *f, int
     return s;
 }
 
-static void publish(struct fixture *fx, int64_t id)
+static void publish_to(struct fixture *fx, const char *consumer, int64_t id)
 {
     enum frame_error err;
     struct frame *f = frame_new_event(id, "t", 1, "{}", 2, 0.0, &err);
     assert_non_null(f);
-    hub_publish(fx->hub, "c1", 2, f);
+    hub_publish(fx->hub, consumer, strlen(consumer), f);
     frame_unref(f);
+}
+
+static void publish(struct fixture *fx, int64_t id)
+{
+    publish_to(fx, "c1", id);
 }
 
 /* Runs the loop until *flag or timeout_s seconds. */
@@ -415,6 +425,44 @@ static void transitions__impossible__refused(void **state)
     assert_aborts(fx, discard_started);
 }
 
+/* A stream of two consumers: one member each, exactly the rows of both,
+ * each event's id the cursor of both positions (stream_cursor.h), so the
+ * out-of-order ids of different consumers resume exactly. */
+static void member_write__several_consumers__composite_ids(void **state)
+{
+    struct fixture *fx = *state;
+    struct fake_sink *f = &fx->sinks[0];
+    struct consumer_set set = {0};
+    assert_int_equal(consumer_set_add(&set, "c2", 2, 8), CONSUMER_SET_ADDED);
+    assert_int_equal(consumer_set_add(&set, "c1", 2, 8), CONSUMER_SET_ADDED);
+    consumer_set_seal(&set);
+    struct session_params params = {.consumers = &set};
+    struct session *s = session_new(fx->all, &params);
+    assert_non_null(s);
+    session_start(s, &f->sink);
+    consumer_set_free(&set); /* the session keeps nothing of it */
+    assert_int_equal(sessions_of_consumer(fx->all, "c1"), 1);
+    assert_int_equal(sessions_of_consumer(fx->all, "c2"), 1);
+
+    publish_to(fx, "c2", 5);
+    publish_to(fx, "c3", 6); /* not followed */
+    publish_to(fx, "c1", 3); /* drew its id before c2's 5, committed after */
+    publish_to(fx, "c1", 3); /* a duplicate of the live path */
+    assert_int_equal(f->id_count, 2);
+    assert_int_equal(f->ids[0], 5);
+    assert_string_equal(f->id_lines[0], "id: 5~5.0~7a620dea"); /* c1 at 0 */
+    assert_int_equal(f->ids[1], 3);
+    assert_string_equal(f->id_lines[1], "id: 3~0.-2~7a620dea"); /* c1 at 3, c2 at 5 */
+
+    f->reason = CLOSE_CLIENT_GONE;
+    event_active(f->gone_ev, EV_TIMEOUT, 1);
+    event_base_loop(fx->base, EVLOOP_ONCE);
+    assert_true(f->gone);
+    assert_int_equal(sessions_of_consumer(fx->all, "c1"), 0);
+    assert_int_equal(sessions_of_consumer(fx->all, "c2"), 0);
+    session_release_scratch();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -436,6 +484,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(session_discard__never_started__hub_left, setup, teardown),
         cmocka_unit_test_setup_teardown(transitions__impossible__refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(member_write__several_consumers__composite_ids, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
