@@ -14,6 +14,7 @@
 #     h2memory   RSS per idle HTTP/2 stream (100 x 100 and 10 x 1,000 streams)
 #     tls        fan-out over TLS, HTTP/1.1 and h2; the same with Nchan
 #     websocket  fan-out over WebSocket and over SSE, same client; idle WebSocket memory
+#     multi      fan-out to streams of 1, 2 and 10 consumers (composite ids, one copy per delivery)
 #
 # PIPER_BIN_BEFORE=path/to/older/event-piper runs fanout, memory, latency,
 # replay, ingest and overload with that binary too, just before the current
@@ -648,14 +649,16 @@ fan_shape() { # PER_CONNECTION: sets FAN_STREAMS, FAN_EACH (connections per load
     FAN_EACH=$((FAN_STREAMS / 2 / per))
 }
 # piper_fanout LABEL TARGET STREAM_LOAD_ARGS...: the service (already started)
-# gets FAN_STREAMS streams of consumer fan0 from 2 loaders, then the fan-out's
-# load; adds the CPU-per-delivery rows.
+# gets FAN_STREAMS streams of consumer fan0 (FAN_CONSUMERS: of these consumer
+# ids, fan0 among them) from 2 loaders, then the fan-out's load; adds the
+# CPU-per-delivery rows.
+FAN_CONSUMERS=fan0
 piper_fanout() {
     local label=$1 target=$2 seconds c0 c1 d0 d1 deliveries
     shift 2
     seconds=$(size 20 2)
     reset_logs
-    loaders 2 "$FAN_EACH" 1 --header "X-Consumer-Id: fan0" "$@"
+    loaders 2 "$FAN_EACH" 1 --header "X-Consumer-Id: $FAN_CONSUMERS" "$@"
     wait_streams "$FAN_STREAMS"
     sleep 1
     c0=$(cpu_split)
@@ -703,6 +706,24 @@ h2() {
     piper_fanout "h2c, $((FAN_EACH * 2)) connections x 50 streams" "<= 2" --proto h2 --streams 50
     service_stop
     nchan_fanout " http2" "h2c, $((FAN_EACH * 2)) connections x 50 streams" --proto h2 --streams 50
+}
+
+# Streams of several consumers: the same HTTP/1.1 fan-out of fan0's events to
+# streams that follow fan0 alone, fan0 and one quiet consumer, and fan0 and
+# nine. Each delivery of a stream of several consumers formats its cursor
+# and copies the frame (src/core/session.c), where one-consumer streams share
+# the frame; this measures what that costs.
+multi() {
+    fan_shape 1
+    service_start MAX_STREAMS_PER_IP=0
+    local consumers
+    for consumers in fan0 "fan0, q1" "fan0, q1, q2, q3, q4, q5, q6, q7, q8, q9"; do
+        FAN_CONSUMERS=$consumers
+        piper_fanout "HTTP/1.1, streams of $(($(tr -cd , <<<"$consumers" | wc -c) + 1)) consumer(s)" "-" \
+            --proto h1
+    done
+    FAN_CONSUMERS=fan0
+    service_stop
 }
 
 # Idle memory per HTTP/2 stream: the RSS a fresh service adds per stream,
@@ -795,11 +816,11 @@ run_scenario() { # NAME [before]
 sql_file() { PGOPTIONS='-c client_min_messages=warning' psql "$DATABASE_URL" -X -q -v ON_ERROR_STOP=1 -f "$1" >/dev/null; }
 
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(fanout nchan nodejs memory latency replay ingest overload h2 h2memory tls websocket)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(fanout nchan nodejs memory latency replay ingest overload h2 h2memory tls websocket multi)
 for s in "${scenarios[@]}"; do
     case "$s" in
         fanout | memory | latency | replay | ingest | overload) before=${PIPER_BIN_BEFORE:+before} ;;
-        nchan | nodejs | h2 | h2memory | tls | websocket) before="" ;;
+        nchan | nodejs | h2 | h2memory | tls | websocket | multi) before="" ;;
         *) fail "unknown scenario $s" ;;
     esac
     [ -z "$before" ] || run_scenario "$s" before
